@@ -1,0 +1,80 @@
+# mcpgw build, run and test entry points. `make test` is what CI runs (.ci/run):
+# it installs everything the tests need into folders git ignores (bin/,
+# e2e/node_modules/) and then runs unit tests, short fuzz runs, the end-to-end
+# suite and the official conformance suite.
+
+GO       ?= go
+BIN      := $(CURDIR)/bin
+E2E_NODE := $(CURDIR)/e2e/node_modules
+FUZZTIME ?= 10s
+PKGS     := ./...
+
+# Fuzz targets: package:FuzzName. `make test` runs each for $(FUZZTIME),
+# `make fuzz` for much longer.
+FUZZ_TARGETS := \
+	./jsonrpc:FuzzScan \
+	./jsonrpc:FuzzFilter \
+	./jsonrpc:FuzzSSE \
+	./appliance:FuzzLoadConfig
+
+.PHONY: all build run test unit fuzz fuzz-short e2e conformance bench check deps tools node-deps clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN)/mcpgw ./cmd/mcpgw
+	$(GO) build -trimpath -o $(BIN)/mcpgw-bench ./cmd/mcpgw-bench
+
+# Tools pinned in go.mod's tool block, built into bin/.
+tools:
+	$(GO) build -o $(BIN)/go-everything github.com/modelcontextprotocol/go-sdk/conformance/everything-server
+	$(GO) build -o $(BIN)/staticcheck honnef.co/go/tools/cmd/staticcheck
+
+# npm packages pinned in e2e/package-lock.json (MCP SDK client, conformance
+# suites, Node 22 for the suites).
+node-deps: $(E2E_NODE)/.installed
+$(E2E_NODE)/.installed: e2e/package.json e2e/package-lock.json
+	cd e2e && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+deps: tools node-deps
+
+# A quickstart: mcpgw in front of the official Go SDK everything server.
+run: build tools
+	./scripts/quickstart.sh
+
+test: deps build unit fuzz-short e2e conformance
+
+unit:
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 $(PKGS)
+
+fuzz-short:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	done
+
+fuzz:
+	$(MAKE) fuzz-short FUZZTIME=5m
+
+e2e: deps build
+	MCPGW_BIN=$(BIN)/mcpgw GO_EVERYTHING_BIN=$(BIN)/go-everything E2E_NODE_MODULES=$(E2E_NODE) \
+		$(GO) test -count=1 -tags e2e -timeout 15m ./e2e/...
+
+conformance: deps build
+	BIN=$(BIN) E2E_NODE_MODULES=$(E2E_NODE) ./e2e/conformance.sh
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./jsonrpc ./policycache
+
+check: tools
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet $(PKGS)
+	$(BIN)/staticcheck $(PKGS)
+	$(GO) test -race -shuffle=on -count=1 $(PKGS)
+	$(MAKE) fuzz-short
+
+clean:
+	rm -rf $(BIN) dist
