@@ -1,0 +1,109 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mcpgw/mcpgw/e2e/internal/harness"
+)
+
+// Dev users of the test gateway. alice (engineers) may call two tools and
+// use every prompt and resource; bob (sre) may call every test_ tool except
+// test_error_handling, and nothing else.
+const (
+	aliceToken = "alice-token-0123456789"
+	bobToken   = "bob-token-0123456789"
+)
+
+const startTimeout = 30 * time.Second
+
+// stack is go-everything (stateful) behind a recording proxy behind mcpgw.
+type stack struct {
+	// URL is the application's frontend URL on mcpgw.
+	URL string
+	// UpstreamURL reaches go-everything directly, bypassing mcpgw and the
+	// recorder: the reference for what the bare server answers.
+	UpstreamURL string
+	// Upstream records every request mcpgw sent upstream.
+	Upstream *recorder
+}
+
+// startStack starts a fresh stack for t; everything is stopped, and the logs
+// are printed if t failed, when t ends.
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	dir := t.TempDir()
+	var procs []*harness.Process
+	t.Cleanup(func() {
+		for i := len(procs) - 1; i >= 0; i-- {
+			p := procs[i]
+			if p.Stop(5*time.Second) && p.Name == "mcpgw" {
+				t.Errorf("mcpgw did not exit within 5s of SIGTERM")
+			}
+		}
+		if t.Failed() {
+			for _, p := range procs {
+				t.Logf("last lines of %s log:\n%s", p.Name, p.Tail(40))
+			}
+		}
+	})
+	start := func(name, addr string, bin string, args ...string) {
+		t.Helper()
+		p, err := harness.StartListening(dir, name, addr, startTimeout, nil, bin, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		procs = append(procs, p)
+	}
+
+	upstreamAddr := freeAddr(t)
+	start("go-everything", upstreamAddr, everythingBin, "-http", upstreamAddr, "-stateless=false")
+	rec := startRecorder(t, "http://"+upstreamAddr)
+
+	listen, admin := freeAddr(t), freeAddr(t)
+	frontend := "http://" + listen + "/mcp"
+	cfg := fmt.Sprintf(`server:
+  listen: %q
+  data_dir: %q
+  admin: {listen: %q}
+identity:
+  dev_users:
+    - {token: %s, user: alice@example.com, groups: [engineers]}
+    - {token: %s, user: bob@example.com, groups: [sre]}
+applications:
+  - name: everything
+    frontend_url: %s
+    upstream_url: %s/mcp
+    rules:
+      - name: engineers
+        subjects: {groups: [engineers]}
+        tools: [test_simple_text, test_tool_with_progress]
+        prompts: [".*"]
+        resources: [".*"]
+      - name: sre
+        subjects: {groups: [sre]}
+        tools: ["test_.*"]
+        deny_tools: [test_error_handling]
+audit: {dir: %q}
+`, listen, filepath.Join(dir, "data"), admin, aliceToken, bobToken, frontend, rec.URL, filepath.Join(dir, "audit"))
+	cfgPath := filepath.Join(dir, "mcpgw.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start("mcpgw", listen, mcpgwBin, "serve", "--config", cfgPath)
+	return &stack{URL: frontend, UpstreamURL: "http://" + upstreamAddr + "/mcp", Upstream: rec}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	a, err := harness.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
