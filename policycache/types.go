@@ -1,5 +1,7 @@
 package policycache
 
+import "strconv"
+
 // Kind is the kind of MCP object a decision is about.
 type Kind uint8
 
@@ -53,4 +55,51 @@ type Decision struct {
 // object or array, or cannot be read with certainty.
 type Args interface {
 	Lookup(pointer string) (value []byte, ok bool)
+}
+
+// String returns the kind as configuration names it: tool, prompt, resource.
+func (k Kind) String() string {
+	switch k {
+	case KindTool:
+		return "tool"
+	case KindPrompt:
+		return "prompt"
+	case KindResource:
+		return "resource"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// String returns the effect as audit records spell it (DESIGN.md section 6):
+// deny, allow, approval_required.
+func (e Effect) String() string {
+	switch e {
+	case Deny:
+		return "deny"
+	case Allow:
+		return "allow"
+	case NeedsApproval:
+		return "approval_required"
+	}
+	return "effect(" + strconv.Itoa(int(e)) + ")"
+}
+
+// String returns the reason in lower snake case, as audit records and
+// `mcpgw explain` print it.
+func (r Reason) String() string {
+	switch r {
+	case ReasonDefaultDeny:
+		return "default_deny"
+	case ReasonDeniedByRule:
+		return "denied_by_rule"
+	case ReasonAllowedByRule:
+		return "allowed_by_rule"
+	case ReasonApprovalRequired:
+		return "approval_required"
+	case ReasonArgumentsMismatch:
+		return "arguments_mismatch"
+	case ReasonUnknownApp:
+		return "unknown_app"
+	}
+	return "reason(" + strconv.Itoa(int(r)) + ")"
 }
