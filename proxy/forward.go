@@ -1,0 +1,301 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/mcpgw/mcpgw/identity"
+	"github.com/mcpgw/mcpgw/jsonrpc"
+)
+
+// Headers carried from the client to the upstream (DESIGN.md section 4).
+// Everything else, Authorization, cookies, Forwarded and X-Forwarded-*
+// included, stays at the gateway.
+var carriedHeaders = [...]string{"Mcp-Protocol-Version", "Last-Event-Id", "Mcp-Method", "Mcp-Name"}
+
+// buildUpstreamRequest prepares req for r's upstream on behalf of a client
+// request. The client's session id is replaced by the upstream's.
+func buildUpstreamRequest(req *fasthttp.Request, r *route, client *fasthttp.RequestHeader, method string, upstreamSID string) {
+	req.Header.SetMethod(method)
+	req.SetRequestURI(r.upPath)
+	req.Header.SetHost(r.upHost)
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	for _, name := range carriedHeaders {
+		if v := client.Peek(name); len(v) > 0 {
+			req.Header.SetBytesV(name, v)
+		}
+	}
+	for k, v := range client.All() {
+		// 2026-07-28 custom parameter headers are forwarded untouched
+		// (MCP-REQUIREMENTS.md 1.8.5).
+		if len(k) > len("Mcp-Param-") && bytes.EqualFold(k[:len("Mcp-Param-")], []byte("Mcp-Param-")) {
+			req.Header.SetBytesKV(k, v)
+		}
+	}
+	if upstreamSID != "" {
+		req.Header.Set("Mcp-Session-Id", upstreamSID)
+	}
+	for _, h := range r.headers {
+		req.Header.Set(h.Name, h.Value)
+	}
+}
+
+// forwardPost sends an authorized body upstream and relays the answer.
+// ex.pending names the requests whose responses are expected; it is empty
+// for notifications and client responses.
+func (s *Server) forwardPost(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p *identity.Principal, sess *identity.Session, body []byte, modern bool) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	buildUpstreamRequest(req, r, &ctx.Request.Header, fasthttp.MethodPost, sess.UpstreamID)
+	req.Header.SetContentType("application/json")
+	req.SetBodyRaw(body)
+
+	err := r.upstream.calls.Do(req, resp)
+	if err != nil {
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+		s.writeUpstreamError(ctx, ex, err)
+		return
+	}
+	status := resp.StatusCode()
+	ct := resp.Header.ContentType()
+	switch {
+	case status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden:
+		// Never relay the upstream's challenge: its resource_metadata
+		// points at the upstream (MCP-REQUIREMENTS.md 4.5.2).
+		closeResponse(resp)
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+		writeRPCError(ctx, fasthttp.StatusBadGateway, firstID(ex), codeUpstream, msgUpstreamAuth)
+		return
+	case len(ex.pending) == 0 && status >= 200 && status < 300:
+		// Notifications and client responses get exactly 202
+		// (MCP-REQUIREMENTS.md 1.2.4, P-22).
+		closeResponse(resp)
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+		ctx.SetStatusCode(fasthttp.StatusAccepted)
+		return
+	case status == fasthttp.StatusOK && isMediaType(ct, "text/event-stream"):
+		fasthttp.ReleaseRequest(req)
+		if len(ex.pending) == 1 && ex.pending[0].init {
+			s.relayInitStream(ctx, r, ex, p, resp)
+			return
+		}
+		s.startRelay(ctx, r, ex, resp, sess, modern, false)
+		return
+	}
+	fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+
+	b, err := readBody(resp, r.maxBody, ex.body[:0])
+	ex.body = b
+	if err != nil {
+		s.writeUpstreamError(ctx, ex, err)
+		return
+	}
+	s.relayJSON(ctx, r, ex, p, resp, status, b, modern)
+}
+
+// relayJSON checks, filters and relays a whole upstream JSON answer.
+func (s *Server) relayJSON(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p *identity.Principal, resp *fasthttp.Response, status int, b []byte, modern bool) {
+	if len(b) == 0 {
+		if status >= 400 {
+			writeRPCError(ctx, status, firstID(ex), codeUpstream, "Upstream error: HTTP "+fasthttp.StatusMessage(status))
+			return
+		}
+		writeRPCError(ctx, fasthttp.StatusBadGateway, firstID(ex), codeUpstream, msgUpstreamBad)
+		return
+	}
+	if !isMediaType(resp.Header.ContentType(), "application/json") {
+		// Only JSON and SSE are MCP answers; anything else cannot be
+		// read with certainty and is not passed on.
+		if status >= 400 {
+			writeRPCError(ctx, status, firstID(ex), codeUpstream, "Upstream error: HTTP "+fasthttp.StatusMessage(status))
+			return
+		}
+		writeRPCError(ctx, fasthttp.StatusBadGateway, firstID(ex), codeUpstream, msgUpstreamBad)
+		return
+	}
+	out, ok := s.checkMessages(r, ex, b, modern)
+	if !ok {
+		writeRPCError(ctx, fasthttp.StatusBadGateway, firstID(ex), codeUpstream, msgUpstreamBad)
+		return
+	}
+	if len(ex.pending) == 1 && ex.pending[0].init && status == fasthttp.StatusOK {
+		if !s.mintSession(ctx, r, ex, p, resp) {
+			return
+		}
+	}
+	if allow := resp.Header.Peek("Allow"); len(allow) > 0 {
+		ctx.Response.Header.SetBytesV("Allow", allow)
+	}
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetContentType("application/json")
+	ctx.Response.SetBody(out)
+}
+
+// checkMessages scans an upstream JSON body (one message, or an array for
+// 2025-03-26 batches) and filters list results. It returns the bytes to
+// send; ok is false when the body cannot be read with certainty.
+func (s *Server) checkMessages(r *route, ex *exchange, b []byte, modern bool) ([]byte, bool) {
+	if jsonrpc.IsBatch(b) {
+		elems, err := ex.scan.SplitBatch(b, ex.elems[:0])
+		ex.elems = elems
+		if err != nil {
+			return nil, false
+		}
+		out := append(ex.out[:0], '[')
+		for i, el := range elems {
+			// Each element is filtered into ex.tmp and copied out at once.
+			filtered, ok := s.checkMessage(r, ex, el, modern, ex.tmp[:0])
+			if !ok {
+				return nil, false
+			}
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, filtered...)
+			if len(filtered) > 0 && cap(filtered) > cap(ex.tmp) && &filtered[:1][0] != &el[:1][0] {
+				ex.tmp = filtered[:0]
+			}
+		}
+		ex.out = append(out, ']')
+		return ex.out, true
+	}
+	out, ok := s.checkMessage(r, ex, b, modern, ex.out[:0])
+	ex.out = out
+	return out, ok
+}
+
+// checkMessage scans one upstream message. A response to a list request is
+// filtered into dst; anything else is returned as it came.
+func (s *Server) checkMessage(r *route, ex *exchange, b []byte, modern bool, dst []byte) ([]byte, bool) {
+	m := &ex.msg
+	if err := ex.scan.Scan(b, m); err != nil {
+		return nil, false
+	}
+	if m.Kind != jsonrpc.KindResult {
+		return b, true
+	}
+	list := jsonrpc.ListNone
+	for i := range ex.pending {
+		if bytes.Equal(ex.pending[i].id, m.ID) {
+			list = ex.pending[i].list
+			break
+		}
+	}
+	if list == jsonrpc.ListNone {
+		return b, true
+	}
+	ex.names = listFilter{policy: r.policy, subject: &ex.subject, kind: listPolicyKind(list)}
+	out, _, err := ex.filter.AppendFiltered(dst, b, list, &ex.names, jsonrpc.FilterOptions{PrivateCache: modern})
+	if err != nil {
+		return nil, false
+	}
+	return out, true
+}
+
+// mintSession answers an initialize result with the gateway's own session
+// id, binding user, application, negotiated version and the upstream's
+// session id (DESIGN.md section 4). ex.msg holds the scanned result.
+func (s *Server) mintSession(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p *identity.Principal, resp *fasthttp.Response) bool {
+	m := &ex.msg
+	if m.Kind != jsonrpc.KindResult {
+		return true // an initialize error creates no session
+	}
+	if len(m.ProtocolVersion) == 0 {
+		writeRPCError(ctx, fasthttp.StatusBadGateway, firstID(ex), codeUpstream, msgUpstreamBad)
+		return false
+	}
+	upstreamSID, ok := singleResponseHeader(&resp.Header, "Mcp-Session-Id")
+	if !ok {
+		writeRPCError(ctx, fasthttp.StatusBadGateway, firstID(ex), codeUpstream, msgUpstreamBad)
+		return false
+	}
+	id, err := s.sessions.Mint(&identity.Session{
+		User:            p.User,
+		App:             r.name,
+		ProtocolVersion: string(m.ProtocolVersion),
+		UpstreamID:      string(upstreamSID),
+	})
+	if err != nil {
+		writeRPCError(ctx, fasthttp.StatusBadGateway, firstID(ex), codeUpstream, msgUpstreamBad)
+		return false
+	}
+	ctx.Response.Header.Set("Mcp-Session-Id", id)
+	return true
+}
+
+func singleResponseHeader(h *fasthttp.ResponseHeader, name string) ([]byte, bool) {
+	all := h.PeekAll(name)
+	switch len(all) {
+	case 0:
+		return nil, true
+	case 1:
+		return all[0], true
+	}
+	return nil, false
+}
+
+func firstID(ex *exchange) []byte {
+	if len(ex.pending) == 1 {
+		return ex.pending[0].id
+	}
+	return nil
+}
+
+// writeUpstreamError answers a failed upstream exchange with 502 (or 504)
+// and a JSON-RPC error body.
+func (s *Server) writeUpstreamError(ctx *fasthttp.RequestCtx, ex *exchange, err error) {
+	status, msg := fasthttp.StatusBadGateway, msgUpstreamDown
+	var ne net.Error
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, fasthttp.ErrTimeout) || (errors.As(err, &ne) && ne.Timeout()) {
+		status, msg = fasthttp.StatusGatewayTimeout, msgUpstreamTimeout
+	} else if errors.Is(err, errBodyTooLarge) {
+		msg = msgUpstreamBad
+	}
+	s.log.Warn("upstream exchange failed", "error", err.Error())
+	writeRPCError(ctx, status, firstID(ex), codeUpstream, msg)
+}
+
+var errBodyTooLarge = errors.New("proxy: upstream message too large")
+
+// readBody reads a whole upstream body, at most max bytes, into dst.
+func readBody(resp *fasthttp.Response, max int, dst []byte) ([]byte, error) {
+	stream := resp.BodyStream()
+	if stream == nil {
+		b := resp.Body()
+		if len(b) > max {
+			return dst, errBodyTooLarge
+		}
+		return append(dst, b...), nil
+	}
+	defer closeResponse(resp)
+	for {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		n, err := stream.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if len(dst) > max {
+			return dst, errBodyTooLarge
+		}
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
+}
+
+// closeResponse releases a streamed upstream body.
+func closeResponse(resp *fasthttp.Response) {
+	_ = resp.CloseBodyStream()
+}

@@ -1,0 +1,388 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/mcpgw/mcpgw/identity"
+	"github.com/mcpgw/mcpgw/jsonrpc"
+	"github.com/mcpgw/mcpgw/policycache"
+)
+
+// Protocol versions (MCP-REQUIREMENTS.md section 0).
+const (
+	version20250326 = "2025-03-26"
+	version20251125 = "2025-11-25"
+	versionModern   = "2026-07-28"
+)
+
+// supportedVersionsJSON is data.supported of -32022 (2026-07-28).
+const supportedVersionsJSON = `{"supported":["2026-07-28","2025-11-25","2025-06-18","2025-03-26","2024-11-05"]}`
+
+// servePost handles one client→server message (or a 2025-03-26 batch).
+func (s *Server) servePost(ctx *fasthttp.RequestCtx, r *route, p *identity.Principal) {
+	if !isMediaType(ctx.Request.Header.ContentType(), "application/json") {
+		writeRPCError(ctx, fasthttp.StatusUnsupportedMediaType, nil, jsonrpc.InvalidRequest, msgContentType)
+		return
+	}
+	h := &ctx.Request.Header
+	sid, ok1 := singleHeader(h, "Mcp-Session-Id")
+	hdrVersion, ok2 := singleHeader(h, "Mcp-Protocol-Version")
+	if !ok1 || !ok2 {
+		writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgAmbiguousHeaders)
+		return
+	}
+
+	var sess identity.Session
+	hasSession := len(sid) > 0
+	if hasSession && !s.openSession(ctx, r, p, sid, &sess) {
+		return
+	}
+	if hasSession && len(hdrVersion) > 0 && string(hdrVersion) != sess.ProtocolVersion {
+		// MCP-REQUIREMENTS.md 1.6.2: validate against the negotiated version.
+		writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgVersionMismatch)
+		return
+	}
+
+	ex := acquireExchange()
+	defer releaseExchange(ex)
+	ex.subject = subjectOf(p)
+
+	body := ctx.PostBody()
+	if jsonrpc.IsBatch(body) {
+		// Batches only exist in 2025-03-26 (MCP-REQUIREMENTS.md 2.2).
+		if !hasSession || sess.ProtocolVersion != version20250326 {
+			writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgBatchRefused)
+			return
+		}
+		s.serveBatch(ctx, r, ex, &sess, body)
+		return
+	}
+
+	m := &ex.msg
+	if err := ex.scan.Scan(body, m); err != nil {
+		writeScanError(ctx, err)
+		return
+	}
+
+	modern := !hasSession && isModernRequest(m, hdrVersion)
+	if modern && !s.validateModern(ctx, m, hdrVersion) {
+		return
+	}
+	if bytes.Equal(m.Method, []byte("initialize")) && hasSession {
+		writeRPCError(ctx, fasthttp.StatusBadRequest, m.ID, jsonrpc.InvalidRequest, "Invalid Request: initialize inside an existing session")
+		return
+	}
+
+	switch m.Kind {
+	case jsonrpc.KindRequest:
+		if v := s.authorize(r, ex, m, modern); v.refused() {
+			status := fasthttp.StatusOK
+			if v.status != 0 {
+				status = v.status
+			}
+			writeRPCErrorData(ctx, status, m.ID, v.code, v.msg, v.data)
+			return
+		}
+		ex.addPending(m.ID, jsonrpc.ListKindOf(m.Method), bytes.Equal(m.Method, []byte("initialize")))
+	case jsonrpc.KindNotification:
+		if !knownClientNotification(m.Method) {
+			writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, "Invalid Request: unknown notification")
+			return
+		}
+	case jsonrpc.KindResult, jsonrpc.KindError:
+		// A client's answer to a server→client request (sampling,
+		// elicitation, roots, ping) goes back to the issuing upstream
+		// session (MCP-REQUIREMENTS.md 1.2.8). The modern era has none.
+		if modern {
+			writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, "Invalid Request: responses are not accepted in 2026-07-28")
+			return
+		}
+	default:
+		writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgInvalidRequest)
+		return
+	}
+	s.forwardPost(ctx, r, ex, p, &sess, body, modern)
+}
+
+// serveBatch checks every element of a 2025-03-26 batch on its own. If any
+// element is refused, nothing is forwarded and every request element is
+// answered with an error.
+func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, r *route, ex *exchange, sess *identity.Session, body []byte) {
+	elems, err := ex.scan.SplitBatch(body, ex.elems[:0])
+	ex.elems = elems
+	if err != nil {
+		writeScanError(ctx, err)
+		return
+	}
+	refused := false
+	out := append(ex.out[:0], '[')
+	for i, el := range elems {
+		m := &ex.msg
+		if err := ex.scan.Scan(el, m); err != nil {
+			writeScanError(ctx, err)
+			return
+		}
+		if bytes.Equal(m.Method, []byte("initialize")) {
+			// initialize MUST NOT be batched (MCP-REQUIREMENTS.md 2.2.1).
+			writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, "Invalid Request: initialize in a batch")
+			return
+		}
+		if i > 0 {
+			out = append(out, ',')
+		}
+		switch m.Kind {
+		case jsonrpc.KindRequest:
+			v := s.authorize(r, ex, m, false)
+			if v.refused() {
+				refused = true
+				out = jsonrpc.AppendError(out, m.ID, v.code, v.msg, v.data)
+			} else {
+				out = jsonrpc.AppendError(out, m.ID, jsonrpc.InvalidRequest, "Invalid Request: another element of this batch was refused", nil)
+				ex.addPending(m.ID, jsonrpc.ListKindOf(m.Method), false)
+			}
+		case jsonrpc.KindNotification:
+			if !knownClientNotification(m.Method) {
+				writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, "Invalid Request: unknown notification")
+				return
+			}
+			out = out[:len(out)-boolToInt(i > 0)]
+		case jsonrpc.KindResult, jsonrpc.KindError:
+			out = out[:len(out)-boolToInt(i > 0)]
+		default:
+			writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgInvalidRequest)
+			return
+		}
+	}
+	out = append(out, ']')
+	ex.out = out
+	if refused {
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		ctx.Response.Header.SetContentType("application/json")
+		ctx.Response.SetBody(out)
+		return
+	}
+	ex.msg.Reset()
+	s.forwardPost(ctx, r, ex, nil, sess, body, false)
+}
+
+func boolToInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// verdict is the outcome of authorizing one request.
+type verdict struct {
+	code   int
+	msg    string
+	data   []byte
+	status int
+}
+
+func (v verdict) refused() bool { return v.code != 0 }
+
+// authorize applies policy to a checked method (DESIGN.md "Policy
+// semantics"); unchecked methods pass, unknown methods are refused.
+func (s *Server) authorize(r *route, ex *exchange, m *jsonrpc.Message, modern bool) verdict {
+	var kind policycache.Kind
+	switch string(m.Method) {
+	case "tools/call":
+		kind = policycache.KindTool
+	case "prompts/get":
+		kind = policycache.KindPrompt
+	case "resources/read", "resources/subscribe", "resources/unsubscribe":
+		kind = policycache.KindResource
+	case "completion/complete":
+		// Authorized against the prompt or resource it references, or it
+		// leaks their names and values (MCP-REQUIREMENTS.md 3.1).
+		switch string(m.RefType) {
+		case "ref/prompt":
+			kind = policycache.KindPrompt
+		case "ref/resource":
+			kind = policycache.KindResource
+		default:
+			return verdict{code: jsonrpc.InvalidParams, msg: "Invalid params: unknown completion reference"}
+		}
+	case "subscriptions/listen":
+		return s.authorizeSubscriptions(r, ex, m, modern)
+	case "initialize", "ping", "tools/list", "prompts/list", "resources/list",
+		"resources/templates/list", "logging/setLevel", "server/discover",
+		"tasks/get", "tasks/result", "tasks/cancel", "tasks/list":
+		return verdict{}
+	default:
+		v := verdict{code: jsonrpc.MethodNotFound, msg: "Method not found"}
+		if modern {
+			// 2026-07-28: unknown methods get 404 + -32601 (MCP-REQUIREMENTS.md 1.8.2).
+			v.status = fasthttp.StatusNotFound
+		}
+		return v
+	}
+	if len(m.Name) == 0 {
+		return verdict{code: jsonrpc.InvalidParams, msg: "Invalid params: a name or uri is required"}
+	}
+	var args policycache.Args
+	if kind == policycache.KindTool {
+		ex.args = argLookup{doc: m.Arguments, scratch: ex.tmp[:0]}
+		args = &ex.args
+	}
+	d := r.policy.Decide(&ex.subject, kind, m.Name, args)
+	switch d.Effect {
+	case policycache.Allow:
+		return verdict{}
+	case policycache.NeedsApproval:
+		return verdict{code: codeApprovalRequired, msg: msgApproval}
+	}
+	return deniedVerdict(r, kind, m.Name, modern)
+}
+
+// deniedVerdict answers a denied name. Unless the application lists
+// everything, a denied name looks like one that does not exist.
+func deniedVerdict(r *route, kind policycache.Kind, name []byte, modern bool) verdict {
+	if r.visAll {
+		return verdict{code: codeAccessDenied, msg: msgDenied}
+	}
+	switch kind {
+	case policycache.KindPrompt:
+		return verdict{code: jsonrpc.InvalidParams, msg: "Unknown prompt: " + string(name)}
+	case policycache.KindResource:
+		if modern {
+			return verdict{code: jsonrpc.InvalidParams, msg: "Resource not found: " + string(name)}
+		}
+		return verdict{code: -32002, msg: "Resource not found: " + string(name)}
+	}
+	return verdict{code: jsonrpc.InvalidParams, msg: "Unknown tool: " + string(name)}
+}
+
+// authorizeSubscriptions authorizes every resourceSubscriptions URI of
+// subscriptions/listen like resources/read (MCP-REQUIREMENTS.md 3.4.4).
+func (s *Server) authorizeSubscriptions(r *route, ex *exchange, m *jsonrpc.Message, modern bool) verdict {
+	if m.Subscriptions == nil {
+		return verdict{}
+	}
+	var denied []byte
+	err := jsonrpc.EachString(m.Subscriptions, ex.tmp[:0], func(uri []byte) bool {
+		if r.policy.Decide(&ex.subject, policycache.KindResource, uri, nil).Effect != policycache.Allow {
+			denied = append(denied[:0], uri...)
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return verdict{code: jsonrpc.InvalidParams, msg: "Invalid params: resourceSubscriptions must be an array of strings"}
+	}
+	if denied != nil {
+		return deniedVerdict(r, policycache.KindResource, denied, modern)
+	}
+	return verdict{}
+}
+
+// knownClientNotification lists the client→server notifications of every
+// supported revision; anything else is refused rather than passed on.
+func knownClientNotification(method []byte) bool {
+	switch string(method) {
+	case "notifications/initialized", "notifications/cancelled", "notifications/progress",
+		"notifications/roots/list_changed", "notifications/tasks/status":
+		return true
+	}
+	return false
+}
+
+// isModernRequest tells a 2026-07-28 request from a legacy one. Requests
+// inside a session, and initialize, are legacy; otherwise a per-request
+// _meta version or a version header that is not a legacy revision makes a
+// request modern (MCP-REQUIREMENTS.md G-0.4).
+func isModernRequest(m *jsonrpc.Message, hdrVersion []byte) bool {
+	if bytes.Equal(m.Method, []byte("initialize")) {
+		return false
+	}
+	if len(m.MetaProtocolVersion) > 0 {
+		return true
+	}
+	return len(hdrVersion) > 0 && !isLegacyVersion(hdrVersion)
+}
+
+func isLegacyVersion(v []byte) bool {
+	switch string(v) {
+	case "2024-10-07", "2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25":
+		return true
+	}
+	return false
+}
+
+// validateModern applies the 2026-07-28 transport checks the gateway owes as
+// an intermediary that reads bodies (MCP-REQUIREMENTS.md 1.8.1, 1.8.3,
+// 1.8.4). Authorization itself is decided on the body.
+func (s *Server) validateModern(ctx *fasthttp.RequestCtx, m *jsonrpc.Message, hdrVersion []byte) bool {
+	if m.Kind != jsonrpc.KindRequest && m.Kind != jsonrpc.KindNotification {
+		return true
+	}
+	if len(m.MetaProtocolVersion) == 0 {
+		writeRPCError(ctx, fasthttp.StatusBadRequest, m.ID, jsonrpc.InvalidParams,
+			"Invalid params: _meta[\"io.modelcontextprotocol/protocolVersion\"] is required")
+		return false
+	}
+	if !bytes.Equal(hdrVersion, m.MetaProtocolVersion) {
+		writeRPCError(ctx, fasthttp.StatusBadRequest, m.ID, jsonrpc.HeaderMismatch, msgHeaderMismatch)
+		return false
+	}
+	if string(m.MetaProtocolVersion) != versionModern {
+		writeRPCErrorData(ctx, fasthttp.StatusBadRequest, m.ID, jsonrpc.UnsupportedProtocolVersion,
+			"Unsupported protocol version", []byte(supportedVersionsJSON))
+		return false
+	}
+	h := &ctx.Request.Header
+	method, ok := singleHeader(h, "Mcp-Method")
+	if !ok || !headerEquals(method, m.Method) {
+		writeRPCError(ctx, fasthttp.StatusBadRequest, m.ID, jsonrpc.HeaderMismatch, msgHeaderMismatch)
+		return false
+	}
+	switch string(m.Method) {
+	case "tools/call", "prompts/get", "resources/read":
+		name, ok := singleHeader(h, "Mcp-Name")
+		if !ok || len(m.Name) == 0 || !headerEquals(name, m.Name) {
+			writeRPCError(ctx, fasthttp.StatusBadRequest, m.ID, jsonrpc.HeaderMismatch, msgHeaderMismatch)
+			return false
+		}
+	}
+	return true
+}
+
+// headerEquals compares a (possibly base64-encoded) header value with the
+// body's value.
+func headerEquals(hdr, want []byte) bool {
+	if len(hdr) == 0 {
+		return false
+	}
+	var buf [256]byte
+	v, err := jsonrpc.AppendDecodedHeaderValue(buf[:0], hdr)
+	if err != nil {
+		return false
+	}
+	return bytes.Equal(v, want)
+}
+
+// writeScanError answers a message the scanner refused.
+func writeScanError(ctx *fasthttp.RequestCtx, err error) {
+	code := jsonrpc.InvalidRequest
+	msg := msgInvalidRequest
+	switch {
+	case errors.Is(err, jsonrpc.ErrSyntax), errors.Is(err, jsonrpc.ErrUTF8),
+		errors.Is(err, jsonrpc.ErrDepth), errors.Is(err, jsonrpc.ErrTrailingData):
+		code, msg = jsonrpc.ParseError, msgParse
+	}
+	writeRPCError(ctx, fasthttp.StatusBadRequest, nil, code, msg+": "+err.Error())
+}
+
+// isMediaType compares the media type of a Content-Type value, ignoring
+// parameters and case (MCP-REQUIREMENTS.md P-10).
+func isMediaType(v []byte, want string) bool {
+	if i := bytes.IndexByte(v, ';'); i >= 0 {
+		v = v[:i]
+	}
+	v = bytes.TrimSpace(v)
+	return len(v) == len(want) && bytes.EqualFold(v, []byte(want))
+}

@@ -1,0 +1,252 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/mcpgw/mcpgw/identity"
+	"github.com/mcpgw/mcpgw/policycache"
+)
+
+// Options are fixed for the life of a Server.
+type Options struct {
+	Logger   *slog.Logger
+	Sessions *identity.SessionCodec
+	// Loopback reports that the listener is bound to a loopback address:
+	// Host is then checked against DNS rebinding (MCP-REQUIREMENTS.md 1.1.3)
+	// and dev-user tokens are accepted without allow_dev_users.
+	Loopback bool
+	// TLS reports that clients reach the listener over TLS.
+	TLS bool
+}
+
+// Server is the frontend: it routes, authenticates, inspects, decides and
+// relays. It is safe for concurrent use; Update may be called at any time.
+type Server struct {
+	log      *slog.Logger
+	sessions *identity.SessionCodec
+	loopback bool
+	tls      bool
+
+	state atomic.Pointer[state]
+	ended *endedSessions
+	srv   *fasthttp.Server
+
+	mu      sync.Mutex // guards clients
+	clients map[string]*upstreamClient
+}
+
+// state is a compiled Snapshot: immutable once stored.
+type state struct {
+	snap   *Snapshot
+	routes map[string][]*route // key: lower-case "host:port" of the frontend
+	apps   []*route
+}
+
+// route is one application ready to serve.
+type route struct {
+	app       *Application
+	name      string
+	path      string
+	origin    string // scheme://host[:port] of the frontend, lower case
+	origins   map[string]bool
+	headers   []Header
+	upstream  *upstreamClient
+	policy    *policycache.AppPolicy
+	authNone  bool
+	visAll    bool
+	upPath    string // upstream request URI (path and query)
+	upHost    string // upstream Host header
+	maxBody   int
+	timeout   time.Duration
+	keepAlive time.Duration
+}
+
+// New makes a Server; call Update before serving.
+func New(opts Options) (*Server, error) {
+	if opts.Sessions == nil {
+		return nil, errors.New("proxy: a session codec is required")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		log:      log.With("component", "proxy"),
+		sessions: opts.Sessions,
+		loopback: opts.Loopback,
+		tls:      opts.TLS,
+		ended:    newEndedSessions(1 << 16),
+		clients:  make(map[string]*upstreamClient),
+	}
+	s.srv = &fasthttp.Server{
+		Handler:               s.Handle,
+		Name:                  "mcpgw",
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		NoDefaultDate:         false,
+		CloseOnShutdown:       true,
+		ReadTimeout:           30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		// Responses stream for as long as an SSE stream lives; keep-alive
+		// comments detect dead clients instead of a write timeout.
+		WriteTimeout:       0,
+		MaxRequestBodySize: 4 << 20,
+		ErrorHandler:       s.handleReadError,
+		Logger:             fasthttpLogger{s.log},
+	}
+	return s, nil
+}
+
+// Update compiles snap and swaps it in. On error the previous state keeps
+// serving.
+func (s *Server) Update(snap *Snapshot) error {
+	if snap.Policy == nil {
+		return errors.New("proxy: snapshot has no policy")
+	}
+	st := &state{snap: snap, routes: make(map[string][]*route)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	used := make(map[string]bool)
+	for i := range snap.Applications {
+		app := &snap.Applications[i]
+		pol := snap.Policy.App(app.Name)
+		if pol == nil {
+			return fmt.Errorf("proxy: application %q has no compiled policy", app.Name)
+		}
+		up, err := s.clientFor(app.Upstream, snap.UpstreamTimeout)
+		if err != nil {
+			return fmt.Errorf("proxy: application %q: %w", app.Name, err)
+		}
+		used[up.key] = true
+		r := &route{
+			app:       app,
+			name:      app.Name,
+			path:      strings.TrimSuffix(app.Frontend.EscapedPath(), "/"),
+			origin:    originOf(app.Frontend.Scheme, app.Frontend.Host),
+			origins:   make(map[string]bool),
+			headers:   app.Headers,
+			upstream:  up,
+			policy:    pol,
+			authNone:  app.AuthNone,
+			visAll:    app.VisibilityAll,
+			upPath:    app.Upstream.RequestURI(),
+			upHost:    app.Upstream.Host,
+			maxBody:   snap.MaxBody,
+			timeout:   snap.UpstreamTimeout,
+			keepAlive: snap.KeepAlive,
+		}
+		if r.path == "" {
+			r.path = "/"
+		}
+		r.origins[r.origin] = true
+		if isLoopbackName(app.Frontend.Hostname()) {
+			// A loopback frontend is the same origin under each loopback
+			// name; other hosts stay foreign (DNS rebinding, 1.1.3).
+			port := app.Frontend.Port()
+			if port != "" {
+				port = ":" + port
+			}
+			for _, h := range []string{"localhost", "127.0.0.1", "[::1]"} {
+				r.origins[app.Frontend.Scheme+"://"+h+port] = true
+			}
+		}
+		for _, o := range app.AllowedOrigins {
+			r.origins[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
+		}
+		for _, key := range hostKeys(app.Frontend) {
+			st.routes[key] = append(st.routes[key], r)
+		}
+		st.apps = append(st.apps, r)
+	}
+	if snap.MaxBody > 0 {
+		// fasthttp refuses larger bodies before the handler runs; the
+		// error handler answers 413 with a JSON-RPC error.
+		s.srv.MaxRequestBodySize = snap.MaxBody
+	}
+	s.state.Store(st)
+	for key, c := range s.clients {
+		if !used[key] {
+			delete(s.clients, key)
+			c.close()
+		}
+	}
+	return nil
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.state.Load() == nil {
+		return errors.New("proxy: Serve before Update")
+	}
+	return s.srv.Serve(ln)
+}
+
+// Shutdown stops accepting, lets in-flight requests finish until ctx ends,
+// then closes the upstream pools.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.ShutdownWithContext(ctx)
+	s.mu.Lock()
+	for key, c := range s.clients {
+		delete(s.clients, key)
+		c.close()
+	}
+	s.mu.Unlock()
+	return err
+}
+
+// hostKeys gives the routing keys of a frontend URL: lower-case host:port,
+// with the scheme's default port made explicit. Loopback names are
+// interchangeable (a client configured with localhost reaches an app
+// declared on 127.0.0.1).
+func hostKeys(u *url.URL) []string {
+	host := strings.ToLower(u.Hostname())
+	port := u.Port()
+	if port == "" {
+		port = defaultPort(u.Scheme)
+	}
+	if isLoopbackName(host) {
+		return []string{"localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port}
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return []string{host + ":" + port}
+}
+
+func defaultPort(scheme string) string {
+	if scheme == "https" {
+		return "443"
+	}
+	return "80"
+}
+
+func originOf(scheme, host string) string {
+	return strings.ToLower(scheme + "://" + host)
+}
+
+func isLoopbackName(host string) bool {
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// fasthttpLogger routes fasthttp's own messages into slog.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn("fasthttp", "msg", fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,170 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"sync"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/mcpgw/mcpgw/identity"
+	"github.com/mcpgw/mcpgw/jsonrpc"
+	"github.com/mcpgw/mcpgw/policycache"
+)
+
+// openSession reads a client's session id. A forged id, one minted for
+// another user or application, or one that was ended, gets 404 as if it
+// never existed (MCP-REQUIREMENTS.md 1.5.3, 1.5.6).
+func (s *Server) openSession(ctx *fasthttp.RequestCtx, r *route, p *identity.Principal, sid []byte, sess *identity.Session) bool {
+	if s.sessions.Open(sid, sess) != nil || sess.User != p.User || sess.App != r.name || s.ended.has(sid) {
+		writeRPCError(ctx, fasthttp.StatusNotFound, nil, jsonrpc.InvalidRequest, msgSessionNotFound)
+		return false
+	}
+	return true
+}
+
+// serveGet opens the standalone server→client stream of a legacy session
+// (MCP-REQUIREMENTS.md 1.3). Without a session, or for a stateless
+// upstream, there is no such stream: 405, the only answer clients read as
+// "no GET stream" (P-4).
+func (s *Server) serveGet(ctx *fasthttp.RequestCtx, r *route, p *identity.Principal) {
+	sid, ok := singleHeader(&ctx.Request.Header, "Mcp-Session-Id")
+	if !ok {
+		writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgAmbiguousHeaders)
+		return
+	}
+	if len(sid) == 0 {
+		ctx.Response.Header.Set("Allow", "POST")
+		writePlainError(ctx, fasthttp.StatusMethodNotAllowed, "Method Not Allowed")
+		return
+	}
+	var sess identity.Session
+	if !s.openSession(ctx, r, p, sid, &sess) {
+		return
+	}
+	if sess.UpstreamID == "" {
+		ctx.Response.Header.Set("Allow", "POST, DELETE")
+		writePlainError(ctx, fasthttp.StatusMethodNotAllowed, "Method Not Allowed")
+		return
+	}
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	buildUpstreamRequest(req, r, &ctx.Request.Header, fasthttp.MethodGet, sess.UpstreamID)
+	req.Header.Set("Accept", "text/event-stream")
+	err := r.upstream.listen.Do(req, resp)
+	fasthttp.ReleaseRequest(req)
+	ex := acquireExchange()
+	defer releaseExchange(ex)
+	if err != nil {
+		fasthttp.ReleaseResponse(resp)
+		s.writeUpstreamError(ctx, ex, err)
+		return
+	}
+	status := resp.StatusCode()
+	if status == fasthttp.StatusOK && isMediaType(resp.Header.ContentType(), "text/event-stream") {
+		ex.subject = subjectOf(p)
+		s.startRelay(ctx, r, ex, resp, &sess, false, true)
+		return
+	}
+	closeResponse(resp)
+	if allow := resp.Header.Peek("Allow"); len(allow) > 0 {
+		ctx.Response.Header.SetBytesV("Allow", allow)
+	}
+	fasthttp.ReleaseResponse(resp)
+	s.writeStatus(ctx, ex, status)
+}
+
+// serveDelete ends a legacy session, upstream too (MCP-REQUIREMENTS.md
+// 1.5.4, 1.5.7). Afterwards the id gets 404.
+func (s *Server) serveDelete(ctx *fasthttp.RequestCtx, r *route, p *identity.Principal) {
+	sid, ok := singleHeader(&ctx.Request.Header, "Mcp-Session-Id")
+	if !ok || len(sid) == 0 {
+		writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgSessionRequired)
+		return
+	}
+	var sess identity.Session
+	if !s.openSession(ctx, r, p, sid, &sess) {
+		return
+	}
+	ex := acquireExchange()
+	defer releaseExchange(ex)
+	status := fasthttp.StatusNoContent
+	if sess.UpstreamID != "" {
+		req := fasthttp.AcquireRequest()
+		resp := fasthttp.AcquireResponse()
+		buildUpstreamRequest(req, r, &ctx.Request.Header, fasthttp.MethodDelete, sess.UpstreamID)
+		err := r.upstream.calls.Do(req, resp)
+		fasthttp.ReleaseRequest(req)
+		if err != nil {
+			fasthttp.ReleaseResponse(resp)
+			s.writeUpstreamError(ctx, ex, err)
+			return
+		}
+		status = resp.StatusCode()
+		closeResponse(resp)
+		fasthttp.ReleaseResponse(resp)
+	}
+	s.ended.add(sid)
+	if status >= 200 && status < 300 || status == fasthttp.StatusNotFound {
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+		return
+	}
+	s.writeStatus(ctx, ex, status)
+}
+
+// writeStatus relays a bare upstream status with a JSON-RPC error body of
+// the gateway's own; the upstream's body is not read.
+func (s *Server) writeStatus(ctx *fasthttp.RequestCtx, ex *exchange, status int) {
+	switch {
+	case status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden:
+		writeRPCError(ctx, fasthttp.StatusBadGateway, nil, codeUpstream, msgUpstreamAuth)
+	case status == fasthttp.StatusMethodNotAllowed:
+		writePlainError(ctx, status, "Method Not Allowed")
+	case status >= 400:
+		writeRPCError(ctx, status, nil, codeUpstream, "Upstream error: HTTP "+fasthttp.StatusMessage(status))
+	default:
+		writeRPCError(ctx, fasthttp.StatusBadGateway, nil, codeUpstream, msgUpstreamBad)
+	}
+}
+
+func subjectOf(p *identity.Principal) policycache.Subject {
+	return policycache.Subject{User: p.User, Groups: p.Groups, Anonymous: p.Anonymous, Key: p.Key}
+}
+
+// endedSessions remembers deleted session ids (by SHA-256) so they get
+// 404 afterwards even though ids are self-contained. It is bounded: the
+// oldest entries go first.
+type endedSessions struct {
+	mu    sync.Mutex // guards the fields below
+	set   map[[32]byte]struct{}
+	order [][32]byte
+	next  int
+}
+
+func newEndedSessions(max int) *endedSessions {
+	return &endedSessions{set: make(map[[32]byte]struct{}), order: make([][32]byte, 0, max)}
+}
+
+func (e *endedSessions) add(sid []byte) {
+	h := sha256.Sum256(sid)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.set[h]; ok {
+		return
+	}
+	if len(e.order) < cap(e.order) {
+		e.order = append(e.order, h)
+	} else {
+		delete(e.set, e.order[e.next])
+		e.order[e.next] = h
+		e.next = (e.next + 1) % len(e.order)
+	}
+	e.set[h] = struct{}{}
+}
+
+func (e *endedSessions) has(sid []byte) bool {
+	h := sha256.Sum256(sid)
+	e.mu.Lock()
+	_, ok := e.set[h]
+	e.mu.Unlock()
+	return ok
+}

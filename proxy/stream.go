@@ -1,0 +1,325 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/mcpgw/mcpgw/identity"
+	"github.com/mcpgw/mcpgw/jsonrpc"
+	"github.com/mcpgw/mcpgw/policycache"
+)
+
+var (
+	keepAliveComment = []byte(": keepalive\n\n")
+	errClientGone    = errors.New("proxy: client went away")
+)
+
+// relay streams one upstream SSE response to the client event by event,
+// flushing after each, never buffering the stream (DESIGN.md section 4).
+// It runs in fasthttp's stream-writer goroutine after the handler has
+// returned, so it owns copies of everything it needs and no RequestCtx.
+type relay struct {
+	s         *Server
+	r         *route
+	resp      *fasthttp.Response
+	reader    *jsonrpc.EventReader
+	scan      jsonrpc.Scanner
+	msg       jsonrpc.Message
+	filter    jsonrpc.Filter
+	ev        jsonrpc.Event
+	subject   policycache.Subject
+	names     listFilter
+	pending   []pendingCall
+	answered  int
+	out       []byte
+	tmp       []byte
+	modern    bool
+	listen    bool // a standalone GET stream: no originating request
+	priming   bool // forward priming events (client negotiated >= 2025-11-25)
+	keepAlive time.Duration
+	maxEvent  int
+
+	closeOnce sync.Once
+}
+
+var relayPool = sync.Pool{New: func() any { return new(relay) }}
+
+// startRelay answers the client with an SSE stream fed from resp.
+func (s *Server) startRelay(ctx *fasthttp.RequestCtx, r *route, ex *exchange, resp *fasthttp.Response, sess *identity.Session, modern, listen bool) {
+	rl := relayPool.Get().(*relay)
+	rl.s, rl.r, rl.resp = s, r, resp
+	rl.subject = ex.subject
+	rl.pending = rl.pending[:0]
+	for _, p := range ex.pending {
+		rl.pending = append(rl.pending, pendingCall{id: append([]byte(nil), p.id...), list: p.list})
+	}
+	rl.answered = 0
+	rl.modern, rl.listen = modern, listen
+	rl.priming = modern || sess.ProtocolVersion >= version20251125
+	rl.keepAlive = r.keepAlive
+	rl.closeOnce = sync.Once{}
+	if rl.reader == nil || rl.maxEvent != r.maxBody {
+		rl.reader = jsonrpc.NewEventReader(resp.BodyStream(), r.maxBody)
+		rl.maxEvent = r.maxBody
+	} else {
+		rl.reader.Reset(resp.BodyStream())
+	}
+
+	h := &ctx.Response.Header
+	h.SetContentType("text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	// Reverse proxies in front of the gateway must not buffer the stream
+	// (MCP-REQUIREMENTS.md P-2, 1.8.8).
+	h.Set("X-Accel-Buffering", "no")
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetBodyStreamWriter(rl.run)
+}
+
+func (rl *relay) closeUpstream(err error) {
+	rl.closeOnce.Do(func() {
+		if rc, ok := rl.resp.BodyStream().(fasthttp.ReadCloserWithError); ok {
+			_ = rc.CloseWithError(err)
+		} else {
+			_ = rl.resp.CloseBodyStream()
+		}
+	})
+}
+
+func (rl *relay) release() {
+	rl.closeUpstream(nil)
+	fasthttp.ReleaseResponse(rl.resp)
+	rl.reader.Reset(nil)
+	rl.s, rl.r, rl.resp = nil, nil, nil
+	rl.subject = policycache.Subject{}
+	rl.names = listFilter{}
+	rl.msg.Reset()
+	rl.out, rl.tmp = rl.out[:0], rl.tmp[:0]
+	relayPool.Put(rl)
+}
+
+// run is the stream writer. Keep-alive comments come from a timer under
+// the same mutex as event writes. When the client goes away, a 2026-07-28
+// request (and a GET stream) is cancelled by closing the upstream; a legacy
+// request is drained to its end instead, since disconnection is not
+// cancellation there (MCP-REQUIREMENTS.md 1.2.7, 1.8.9).
+func (rl *relay) run(w *bufio.Writer) {
+	defer rl.release()
+	var (
+		mu   sync.Mutex // guards w, gone and done
+		gone bool
+		done bool
+		ka   *time.Timer
+	)
+	cancels := rl.modern || rl.listen
+	ka = time.AfterFunc(rl.keepAlive, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if done || gone {
+			return
+		}
+		_, _ = w.Write(keepAliveComment)
+		if w.Flush() != nil {
+			gone = true
+			if cancels {
+				rl.closeUpstream(errClientGone)
+			}
+			return
+		}
+		ka.Reset(rl.keepAlive)
+	})
+	// Headers go out at once, before the first event.
+	mu.Lock()
+	if w.Flush() != nil {
+		gone = true
+	}
+	mu.Unlock()
+
+	var readErr error
+	for {
+		if err := rl.reader.Next(&rl.ev); err != nil {
+			readErr = err
+			break
+		}
+		out := rl.process()
+		if out == nil {
+			continue
+		}
+		mu.Lock()
+		if !gone {
+			_, _ = w.Write(out)
+			if w.Flush() != nil {
+				gone = true
+			}
+		}
+		g := gone
+		mu.Unlock()
+		if g && cancels {
+			rl.closeUpstream(errClientGone)
+			break
+		}
+		ka.Reset(rl.keepAlive)
+	}
+
+	mu.Lock()
+	if !gone && readErr != nil && readErr != io.EOF && !rl.listen && rl.answered < len(rl.pending) {
+		// The upstream failed mid-stream: answer what is still open so
+		// the client does not wait forever. A clean end without an
+		// answer is left alone: the client may resume the stream.
+		for _, p := range rl.pending {
+			ev := jsonrpc.Event{HasData: true, Data: jsonrpc.AppendError(rl.tmp[:0], p.id, codeUpstream, msgUpstreamDown, nil)}
+			rl.out = jsonrpc.AppendEvent(rl.out[:0], &ev)
+			_, _ = w.Write(rl.out)
+		}
+		_ = w.Flush()
+	}
+	done = true
+	mu.Unlock()
+	ka.Stop()
+}
+
+// process decides what to send for the current event: its exact bytes, a
+// rewritten event, or nothing.
+func (rl *relay) process() []byte {
+	ev := &rl.ev
+	if ev.Comment || !ev.HasData {
+		return ev.Raw
+	}
+	if len(ev.Data) == 0 {
+		// Priming event (SEP-1699): old clients crash on empty data
+		// (MCP-REQUIREMENTS.md 1.4.4, P-14).
+		if rl.priming {
+			return ev.Raw
+		}
+		return nil
+	}
+	m := &rl.msg
+	if err := rl.scan.Scan(ev.Data, m); err != nil {
+		// Not readable with certainty: never passed on.
+		return nil
+	}
+	switch m.Kind {
+	case jsonrpc.KindResult, jsonrpc.KindError:
+		list := jsonrpc.ListNone
+		for i := range rl.pending {
+			if bytes.Equal(rl.pending[i].id, m.ID) {
+				list = rl.pending[i].list
+				rl.answered++
+				break
+			}
+		}
+		if m.Kind == jsonrpc.KindError {
+			return ev.Raw
+		}
+		if rl.listen {
+			// A response on a GET stream is a replay of another stream;
+			// its request is unknown here, so every list shape is
+			// filtered.
+			return rl.filterEvent(jsonrpc.ListTools, jsonrpc.ListPrompts, jsonrpc.ListResources, jsonrpc.ListResourceTemplates)
+		}
+		if list != jsonrpc.ListNone {
+			return rl.filterEvent(list)
+		}
+		return ev.Raw
+	case jsonrpc.KindNotification:
+		if bytes.Equal(m.Method, []byte("notifications/resources/updated")) {
+			// Updates about a resource the caller may not read are dropped
+			// (MCP-REQUIREMENTS.md 3.3).
+			uri, kind, found, err := jsonrpc.Lookup(m.Params, "/uri", rl.tmp[:0])
+			if err != nil || !found || kind != jsonrpc.ValueString {
+				return nil
+			}
+			if rl.r.policy.Decide(&rl.subject, policycache.KindResource, uri, nil).Effect != policycache.Allow {
+				return nil
+			}
+		}
+		return ev.Raw
+	}
+	return ev.Raw
+}
+
+// filterEvent filters the current event's data by the given list kinds and
+// re-frames it, keeping its id and event type.
+func (rl *relay) filterEvent(kinds ...jsonrpc.ListKind) []byte {
+	data := rl.ev.Data
+	buf := rl.tmp[:0]
+	var alt []byte
+	for _, k := range kinds {
+		rl.names = listFilter{policy: rl.r.policy, subject: &rl.subject, kind: listPolicyKind(k)}
+		out, _, err := rl.filter.AppendFiltered(buf[:0], data, k, &rl.names, jsonrpc.FilterOptions{PrivateCache: rl.modern})
+		if err != nil {
+			return nil
+		}
+		data, buf, alt = out, alt, out
+	}
+	if cap(alt) > cap(rl.tmp) {
+		rl.tmp = alt[:0]
+	}
+	ev := rl.ev
+	ev.Data = data
+	rl.out = jsonrpc.AppendEvent(rl.out[:0], &ev)
+	return rl.out
+}
+
+// relayInitStream handles an initialize answered with SSE: the session id
+// header must precede the body, so the stream is read up to the initialize
+// response (bounded by max_body), the session minted, and what was read sent
+// as one SSE body.
+func (s *Server) relayInitStream(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p *identity.Principal, resp *fasthttp.Response) {
+	defer fasthttp.ReleaseResponse(resp)
+	defer closeResponse(resp)
+	rd := jsonrpc.NewEventReader(resp.BodyStream(), r.maxBody)
+	var ev jsonrpc.Event
+	out := ex.out[:0]
+	var prime []byte
+	found := false
+	for !found {
+		if err := rd.Next(&ev); err != nil {
+			if err == io.EOF {
+				break
+			}
+			s.writeUpstreamError(ctx, ex, err)
+			return
+		}
+		switch {
+		case ev.Comment || !ev.HasData:
+			continue
+		case len(ev.Data) == 0:
+			prime = append(prime, ev.Raw...)
+			continue
+		}
+		if err := ex.scan.Scan(ev.Data, &ex.msg); err != nil {
+			continue
+		}
+		if (ex.msg.Kind == jsonrpc.KindResult || ex.msg.Kind == jsonrpc.KindError) && bytes.Equal(ex.msg.ID, ex.pending[0].id) {
+			found = true
+		}
+		out = append(out, ev.Raw...)
+		if len(out) > r.maxBody {
+			s.writeUpstreamError(ctx, ex, errBodyTooLarge)
+			return
+		}
+	}
+	if !found {
+		writeRPCError(ctx, fasthttp.StatusBadGateway, firstID(ex), codeUpstream, msgUpstreamBad)
+		return
+	}
+	if !s.mintSession(ctx, r, ex, p, resp) {
+		return
+	}
+	if len(prime) > 0 && ex.msg.Kind == jsonrpc.KindResult && string(ex.msg.ProtocolVersion) >= version20251125 {
+		out = append(prime, out...)
+	}
+	ex.out = out
+	h := &ctx.Response.Header
+	h.SetContentType("text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.Response.SetBody(out)
+}
