@@ -15,6 +15,8 @@ FUZZ_TARGETS := \
 	./jsonrpc:FuzzScan \
 	./jsonrpc:FuzzFilter \
 	./jsonrpc:FuzzSSE \
+	./identity:FuzzBearerToken \
+	./identity:FuzzSessionOpen \
 	./appliance:FuzzLoadConfig
 
 .PHONY: all build run test unit fuzz fuzz-short e2e conformance bench check deps tools node-deps clean
@@ -23,7 +25,6 @@ all: build
 
 build:
 	$(GO) build -trimpath -o $(BIN)/mcpgw ./cmd/mcpgw
-	$(GO) build -trimpath -o $(BIN)/mcpgw-bench ./cmd/mcpgw-bench
 
 # Tools pinned in go.mod's tool block, built into bin/.
 tools:

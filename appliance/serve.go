@@ -1,0 +1,198 @@
+package appliance
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mcpgw/mcpgw/identity"
+	"github.com/mcpgw/mcpgw/proxy"
+)
+
+func runServe(args []string, env Env) int {
+	fs, cfgPath := newFlags("serve", env)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	cfg, err := LoadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(env.Stderr, err)
+		return ExitConfig
+	}
+	log := newLogger(env.Stdout, &cfg.Observability)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, *cfgPath, log, nil); err != nil {
+		log.Error("mcpgw stopped", "error", err.Error())
+		return ExitConfig
+	}
+	return ExitOK
+}
+
+func newLogger(w io.Writer, o *ObservabilityConfig) *slog.Logger {
+	level := slog.LevelInfo
+	_ = level.UnmarshalText([]byte(o.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if o.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// serve runs the gateway until ctx ends. ready, when not nil, receives the
+// bound frontend address once the gateway accepts connections.
+func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, ready chan<- net.Addr) error {
+	if err := os.MkdirAll(cfg.Server.DataDir, 0o700); err != nil {
+		return fmt.Errorf("cannot create data_dir: %w", err)
+	}
+	key, err := identity.LoadOrCreateSessionKey(filepath.Join(cfg.Server.DataDir, "session.key"))
+	if err != nil {
+		return fmt.Errorf("cannot load session key: %w", err)
+	}
+	codec, err := identity.NewSessionCodec(key)
+	if err != nil {
+		return fmt.Errorf("cannot make session codec: %w", err)
+	}
+	comp, err := compile(cfg)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", cfg.Server.Listen, err)
+	}
+	loopback := isLoopbackAddr(ln.Addr())
+	var cert atomic.Pointer[tls.Certificate]
+	useTLS := cfg.Server.TLS.Cert != ""
+	if useTLS {
+		c, err := tls.LoadX509KeyPair(cfg.Server.TLS.Cert, cfg.Server.TLS.Key)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("cannot load TLS pair: %w", err)
+		}
+		cert.Store(&c)
+		ln = tls.NewListener(ln, &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return cert.Load(), nil
+			},
+		})
+	}
+
+	srv, err := proxy.New(proxy.Options{Logger: log, Sessions: codec, Loopback: loopback, TLS: useTLS})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if err := srv.Update(comp.snap); err != nil {
+		ln.Close()
+		return err
+	}
+	current := comp
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("mcpgw serving", "listen", ln.Addr().String(), "tls", useTLS, "applications", len(cfg.Applications), "version", Version())
+	if ready != nil {
+		ready <- ln.Addr()
+	}
+	notifySystemd("READY=1")
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			notifySystemd("STOPPING=1")
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := srv.Shutdown(sctx)
+			cancel()
+			<-errc
+			current.policy.Close()
+			log.Info("mcpgw stopped")
+			return err
+		case err := <-errc:
+			return fmt.Errorf("frontend stopped: %w", err)
+		case <-hup:
+			next, err := reload(cfgPath, useTLS, &cert)
+			if err != nil {
+				log.Error("reload refused; the running configuration keeps serving", "error", err.Error())
+				continue
+			}
+			if err := srv.Update(next.snap); err != nil {
+				next.policy.Close()
+				log.Error("reload refused; the running configuration keeps serving", "error", err.Error())
+				continue
+			}
+			// The old policy is closed after in-flight requests had
+			// time to finish with it.
+			old := current
+			current = next
+			time.AfterFunc(time.Minute, old.policy.Close)
+			log.Info("configuration reloaded", "applications", len(next.cfg.Applications))
+		}
+	}
+}
+
+// reload loads and compiles the configuration again, and the TLS pair.
+// Nothing changes unless everything succeeds. Listener changes need a
+// restart.
+func reload(path string, useTLS bool, cert *atomic.Pointer[tls.Certificate]) (*compiled, error) {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	if (cfg.Server.TLS.Cert != "") != useTLS {
+		return nil, errors.New("switching TLS on or off needs a restart")
+	}
+	var c tls.Certificate
+	if useTLS {
+		c, err = tls.LoadX509KeyPair(cfg.Server.TLS.Cert, cfg.Server.TLS.Key)
+		if err != nil {
+			return nil, fmt.Errorf("cannot load TLS pair: %w", err)
+		}
+	}
+	comp, err := compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if useTLS {
+		cert.Store(&c)
+	}
+	return comp, nil
+}
+
+func isLoopbackAddr(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// notifySystemd sends a state line to systemd's notification socket when
+// the service runs under Type=notify (sd_notify(3)).
+func notifySystemd(state string) {
+	path := os.Getenv("NOTIFY_SOCKET")
+	if path == "" {
+		return
+	}
+	if path[0] == '@' {
+		path = "\x00" + path[1:]
+	}
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	_, _ = conn.Write([]byte(state))
+}
