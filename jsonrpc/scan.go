@@ -207,17 +207,17 @@ func (s *Scanner) scan(body []byte, m *Message) error {
 	if i >= len(body) {
 		return s.fail(i, ErrTruncated)
 	}
-	switch body[i] {
-	case '{':
-	case '[':
-		return s.fail(i, ErrBatch)
-	default:
+	if body[i] != '{' {
+		// Malformed JSON is reported as such before the shape is.
 		end, err := skipValue(body, i, 0)
 		if err != nil {
 			return s.fail(end, err)
 		}
 		if end = skipSpace(body, end); end != len(body) {
 			return s.fail(end, ErrTrailingData)
+		}
+		if body[i] == '[' {
+			return s.fail(i, ErrBatch)
 		}
 		return s.fail(i, ErrNotObject)
 	}

@@ -38,38 +38,40 @@ func readAll(r io.Reader, max int) ([]ev, error) {
 	}
 }
 
+var sseCases = []struct {
+	name   string
+	stream string
+	want   []ev
+}{
+	{"LF", "event: message\ndata: {\"a\":1}\n\n", []ev{{Event: "message", Data: `{"a":1}`, HasData: true, Raw: "event: message\ndata: {\"a\":1}\n\n"}}},
+	{"CRLF", "id: 1\r\ndata: x\r\n\r\n", []ev{{ID: "1", HasID: true, Data: "x", HasData: true, Raw: "id: 1\r\ndata: x\r\n\r\n"}}},
+	{"CR", "id: 1\rdata: x\r\rdata: y\r\r", []ev{
+		{ID: "1", HasID: true, Data: "x", HasData: true, Raw: "id: 1\rdata: x\r\r"},
+		{Data: "y", HasData: true, Raw: "data: y\r\r"}}},
+	{"mixed endings", "data: a\r\ndata: b\rdata: c\n\r\n", []ev{{Data: "a\nb\nc", HasData: true, Raw: "data: a\r\ndata: b\rdata: c\n\r\n"}}},
+	{"multi-line data", "data: line1\ndata: line2\ndata:\ndata:  four\n\n", []ev{{Data: "line1\nline2\n\n four", HasData: true, Raw: "data: line1\ndata: line2\ndata:\ndata:  four\n\n"}}},
+	{"no space after colon", "data:x\nevent:e\n\n", []ev{{Data: "x", Event: "e", HasData: true, Raw: "data:x\nevent:e\n\n"}}},
+	{"field without colon", "data\n\n", []ev{{HasData: true, Raw: "data\n\n"}}},
+	{"priming event", "id: 0\ndata: \n\n", []ev{{ID: "0", HasID: true, HasData: true, Raw: "id: 0\ndata: \n\n"}}},
+	{"comments only", ": keepalive\n\n:\n\n", []ev{{Comment: true, Raw: ": keepalive\n\n"}, {Comment: true, Raw: ":\n\n"}}},
+	{"comment inside event", "data: a\n: note\ndata: b\n\n", []ev{{Data: "a\nb", HasData: true, Raw: "data: a\n: note\ndata: b\n\n"}}},
+	{"retry", "retry: 3000\nretry: x1\n\n", []ev{{Retry: "3000", Raw: "retry: 3000\nretry: x1\n\n"}}},
+	{"retry not digits ignored", "retry: 30s\n\n", []ev{{Raw: "retry: 30s\n\n"}}},
+	{"last id wins, NUL ignored", "id: a\nid: b\x00c\ndata: d\n\n", []ev{{ID: "a", HasID: true, Data: "d", HasData: true, Raw: "id: a\nid: b\x00c\ndata: d\n\n"}}},
+	{"empty id", "id\ndata: d\n\n", []ev{{HasID: true, Data: "d", HasData: true, Raw: "id\ndata: d\n\n"}}},
+	{"unknown field", "foo: bar\ndata: d\n\n", []ev{{Data: "d", HasData: true, Raw: "foo: bar\ndata: d\n\n"}}},
+	{"Data is case sensitive", "Data: d\n\n", []ev{{Raw: "Data: d\n\n"}}},
+	{"leading blank lines skipped", "\n\r\n\rdata: d\n\n\n\n", []ev{{Data: "d", HasData: true, Raw: "data: d\n\n"}}},
+	{"byte order mark", "\xef\xbb\xbfdata: d\n\n", []ev{{Data: "d", HasData: true, Raw: "data: d\n\n"}}},
+	{"only one byte order mark", "\xef\xbb\xbf\xef\xbb\xbfdata: d\n\n", []ev{{Raw: "\xef\xbb\xbfdata: d\n\n"}}},
+	{"partial final event discarded", "data: a\n\ndata: b\n", []ev{{Data: "a", HasData: true, Raw: "data: a\n\n"}}},
+	{"partial final line discarded", "data: a\n\ndata: b", []ev{{Data: "a", HasData: true, Raw: "data: a\n\n"}}},
+	{"final CR at end of stream", "data: a\r\r", []ev{{Data: "a", HasData: true, Raw: "data: a\r\r"}}},
+	{"empty stream", "", nil},
+}
+
 func TestEventReader(t *testing.T) {
-	tests := []struct {
-		name   string
-		stream string
-		want   []ev
-	}{
-		{"LF", "event: message\ndata: {\"a\":1}\n\n", []ev{{Event: "message", Data: `{"a":1}`, HasData: true, Raw: "event: message\ndata: {\"a\":1}\n\n"}}},
-		{"CRLF", "id: 1\r\ndata: x\r\n\r\n", []ev{{ID: "1", HasID: true, Data: "x", HasData: true, Raw: "id: 1\r\ndata: x\r\n\r\n"}}},
-		{"CR", "id: 1\rdata: x\r\rdata: y\r\r", []ev{
-			{ID: "1", HasID: true, Data: "x", HasData: true, Raw: "id: 1\rdata: x\r\r"},
-			{Data: "y", HasData: true, Raw: "data: y\r\r"}}},
-		{"mixed endings", "data: a\r\ndata: b\rdata: c\n\r\n", []ev{{Data: "a\nb\nc", HasData: true, Raw: "data: a\r\ndata: b\rdata: c\n\r\n"}}},
-		{"multi-line data", "data: line1\ndata: line2\ndata:\ndata:  four\n\n", []ev{{Data: "line1\nline2\n\n four", HasData: true, Raw: "data: line1\ndata: line2\ndata:\ndata:  four\n\n"}}},
-		{"no space after colon", "data:x\nevent:e\n\n", []ev{{Data: "x", Event: "e", HasData: true, Raw: "data:x\nevent:e\n\n"}}},
-		{"field without colon", "data\n\n", []ev{{HasData: true, Raw: "data\n\n"}}},
-		{"priming event", "id: 0\ndata: \n\n", []ev{{ID: "0", HasID: true, HasData: true, Raw: "id: 0\ndata: \n\n"}}},
-		{"comments only", ": keepalive\n\n:\n\n", []ev{{Comment: true, Raw: ": keepalive\n\n"}, {Comment: true, Raw: ":\n\n"}}},
-		{"comment inside event", "data: a\n: note\ndata: b\n\n", []ev{{Data: "a\nb", HasData: true, Raw: "data: a\n: note\ndata: b\n\n"}}},
-		{"retry", "retry: 3000\nretry: x1\n\n", []ev{{Retry: "3000", Raw: "retry: 3000\nretry: x1\n\n"}}},
-		{"retry not digits ignored", "retry: 30s\n\n", []ev{{Raw: "retry: 30s\n\n"}}},
-		{"last id wins, NUL ignored", "id: a\nid: b\x00c\ndata: d\n\n", []ev{{ID: "a", HasID: true, Data: "d", HasData: true, Raw: "id: a\nid: b\x00c\ndata: d\n\n"}}},
-		{"empty id", "id\ndata: d\n\n", []ev{{HasID: true, Data: "d", HasData: true, Raw: "id\ndata: d\n\n"}}},
-		{"unknown field", "foo: bar\ndata: d\n\n", []ev{{Data: "d", HasData: true, Raw: "foo: bar\ndata: d\n\n"}}},
-		{"Data is case sensitive", "Data: d\n\n", []ev{{Raw: "Data: d\n\n"}}},
-		{"leading blank lines skipped", "\n\r\n\rdata: d\n\n\n\n", []ev{{Data: "d", HasData: true, Raw: "data: d\n\n"}}},
-		{"byte order mark", "\xef\xbb\xbfdata: d\n\n", []ev{{Data: "d", HasData: true, Raw: "data: d\n\n"}}},
-		{"only one byte order mark", "\xef\xbb\xbf\xef\xbb\xbfdata: d\n\n", []ev{{Raw: "\xef\xbb\xbfdata: d\n\n"}}},
-		{"partial final event discarded", "data: a\n\ndata: b\n", []ev{{Data: "a", HasData: true, Raw: "data: a\n\n"}}},
-		{"partial final line discarded", "data: a\n\ndata: b", []ev{{Data: "a", HasData: true, Raw: "data: a\n\n"}}},
-		{"final CR at end of stream", "data: a\r\r", []ev{{Data: "a", HasData: true, Raw: "data: a\r\r"}}},
-		{"empty stream", "", nil},
-	}
+	tests := sseCases
 	readers := map[string]func(string) io.Reader{
 		"whole":    func(s string) io.Reader { return strings.NewReader(s) },
 		"one byte": func(s string) io.Reader { return iotest.OneByteReader(strings.NewReader(s)) },
