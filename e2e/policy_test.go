@@ -23,7 +23,7 @@ const minStreamGap = 75 * time.Millisecond
 // TestTypeScriptClient drives mcpgw with the official TypeScript SDK client
 // as alice and bob.
 func TestTypeScriptClient(t *testing.T) {
-	s := startStack(t)
+	s := startStack(t, legacy)
 	ref := upstreamReference(t, s)
 
 	alice := runTS(t, s.URL, aliceToken,
@@ -121,10 +121,30 @@ func TestTypeScriptClient(t *testing.T) {
 	})
 }
 
-// TestGoClient drives mcpgw with the official Go SDK client as bob.
+// TestGoClient drives mcpgw with the official Go SDK client as bob, in
+// front of a stateful upstream (the client falls back from server/discover to
+// initialize, legacy era) and a stateless one (2026-07-28, modern era).
 func TestGoClient(t *testing.T) {
-	s := startStack(t)
-	ref := upstreamReference(t, s)
+	for _, tc := range []struct {
+		name string
+		era  era
+		want string // protocol version the client should end up with
+	}{
+		{"legacy", legacy, "2025-11-25"},
+		{"modern", modern, "2026-07-28"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startStack(t, tc.era)
+			ref := upstreamReference(t, s)
+			if ref.protocolVersion != tc.want {
+				t.Fatalf("Go SDK client negotiated %q with the bare server, want %q", ref.protocolVersion, tc.want)
+			}
+			testGoClient(t, s, ref)
+		})
+	}
+}
+
+func testGoClient(t *testing.T, s *stack, ref reference) {
 	bob := connectGo(t, s.URL, bobToken)
 	ctx := ctxFor(t)
 
@@ -133,6 +153,24 @@ func TestGoClient(t *testing.T) {
 			t.Errorf("negotiated %q through mcpgw, want %q as with the bare server", got, ref.protocolVersion)
 		}
 	})
+	t.Run("alice tools/list", func(t *testing.T) {
+		got, err := list(ctx, connectGo(t, s.URL, aliceToken).ClientSession, "tools/list")
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertNames(t, got, aliceTools)
+	})
+	if ref.protocolVersion >= "2026-07-28" {
+		t.Run("filtered tools/list is cacheScope private", func(t *testing.T) {
+			res, err := bob.ListTools(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.CacheScope != "private" {
+				t.Errorf("got cacheScope %q, want \"private\" on a list filtered for one user", res.CacheScope)
+			}
+		})
+	}
 	for _, tc := range []struct {
 		method string
 		want   []string

@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -18,7 +19,7 @@ import (
 // user who opened it: another user's token, a garbled or forged id, or no
 // token at all get nowhere, and nothing of it reaches the upstream.
 func TestSessionBinding(t *testing.T) {
-	s := startStack(t)
+	s := startStack(t, legacy)
 	sid, version := initialize(t, s.URL, aliceToken)
 
 	listsBefore := s.Upstream.count("tools/list", "")
@@ -99,15 +100,58 @@ func TestSessionBinding(t *testing.T) {
 	})
 }
 
+// TestOriginAndHost checks the browser and DNS-rebinding defences on a
+// loopback listener: a foreign Origin or Host is refused even with a valid
+// token, and never forwarded; the frontend's own origin is accepted.
+func TestOriginAndHost(t *testing.T) {
+	s := startStack(t, legacy)
+	own, err := url.Parse(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		edit func(*http.Request)
+		ok   bool
+	}{
+		{"foreign Origin", func(r *http.Request) { r.Header.Set("Origin", "http://evil.example.com") }, false},
+		{"foreign Host", func(r *http.Request) { r.Host = "evil.example.com" }, false},
+		{"foreign Host and Origin", func(r *http.Request) {
+			r.Host = "evil.example.com"
+			r.Header.Set("Origin", "http://evil.example.com")
+		}, false},
+		{"own Origin", func(r *http.Request) { r.Header.Set("Origin", own.Scheme+"://"+own.Host) }, true},
+		{"no Origin", func(*http.Request) {}, true},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := s.Upstream.count("initialize", "")
+			resp := send(t, http.MethodPost, s.URL, aliceToken, "", "", rpcRequest(i+1, "initialize", initializeParams), tc.edit)
+			forwarded := s.Upstream.count("initialize", "") - before
+			if tc.ok {
+				if resp.status != http.StatusOK || forwarded != 1 {
+					t.Errorf("got %d and %d forwarded, want 200 and 1; body: %s", resp.status, forwarded, resp.short())
+				}
+				return
+			}
+			if resp.status/100 != 4 || resp.status == http.StatusUnauthorized || forwarded != 0 {
+				t.Errorf("got %d and %d forwarded, want a 4xx refusal other than 401 and nothing forwarded; body: %s", resp.status, forwarded, resp.short())
+			}
+		})
+	}
+}
+
+var initializeParams = map[string]any{
+	"protocolVersion": "2025-11-25",
+	"capabilities":    map[string]any{},
+	"clientInfo":      map[string]any{"name": "mcpgw-e2e-raw", "version": "1.0.0"},
+}
+
 // initialize opens a legacy-era session as token's user and returns the
 // session id and the negotiated protocol version.
-func initialize(t *testing.T, url, token string) (sid, version string) {
+func initialize(t *testing.T, endpoint, token string) (sid, version string) {
 	t.Helper()
-	resp := send(t, http.MethodPost, url, token, "", "", rpcRequest(1, "initialize", map[string]any{
-		"protocolVersion": "2025-11-25",
-		"capabilities":    map[string]any{},
-		"clientInfo":      map[string]any{"name": "mcpgw-e2e-raw", "version": "1.0.0"},
-	}))
+	resp := send(t, http.MethodPost, endpoint, token, "", "", rpcRequest(1, "initialize", initializeParams))
 	if resp.status != http.StatusOK {
 		t.Fatalf("initialize: got %d, want 200; body: %s", resp.status, resp.short())
 	}
@@ -120,7 +164,7 @@ func initialize(t *testing.T, url, token string) (sid, version string) {
 		t.Fatalf("initialize: no protocolVersion in %s", resp.short())
 	}
 	notif := map[string]any{"jsonrpc": "2.0", "method": "notifications/initialized"}
-	if r := send(t, http.MethodPost, url, token, sid, version, notif); r.status != http.StatusAccepted {
+	if r := send(t, http.MethodPost, endpoint, token, sid, version, notif); r.status != http.StatusAccepted {
 		t.Fatalf("notifications/initialized: got %d, want 202; body: %s", r.status, r.short())
 	}
 	return sid, version
@@ -157,8 +201,9 @@ func (r response) short() string {
 	return string(r.body)
 }
 
-// send makes one Streamable HTTP request; body (if not nil) is JSON-encoded.
-func send(t *testing.T, method, url, token, sid, version string, body any) response {
+// send makes one Streamable HTTP request; body (if not nil) is JSON-encoded;
+// edits (if any) change the request before it is sent.
+func send(t *testing.T, method, endpoint, token, sid, version string, body any, edits ...func(*http.Request)) response {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -168,7 +213,7 @@ func send(t *testing.T, method, url, token, sid, version string, body any) respo
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctxFor(t), method, url, rd)
+	req, err := http.NewRequestWithContext(ctxFor(t), method, endpoint, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,14 +230,17 @@ func send(t *testing.T, method, url, token, sid, version string, body any) respo
 	if version != "" {
 		req.Header.Set("Mcp-Protocol-Version", version)
 	}
+	for _, edit := range edits {
+		edit(req)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		t.Fatalf("%s %s: %v", method, endpoint, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: reading body: %v", method, url, err)
+		t.Fatalf("%s %s: reading body: %v", method, endpoint, err)
 	}
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }

@@ -20,9 +20,13 @@ const (
 	bobToken   = "bob-token-0123456789"
 )
 
-const startTimeout = 30 * time.Second
+const (
+	startTimeout = 30 * time.Second
+	// stopGrace is how long a process may take to exit after SIGTERM.
+	stopGrace = 10 * time.Second
+)
 
-// stack is go-everything (stateful) behind a recording proxy behind mcpgw.
+// stack is go-everything behind a recording proxy behind mcpgw.
 type stack struct {
 	// URL is the application's frontend URL on mcpgw.
 	URL string
@@ -33,17 +37,30 @@ type stack struct {
 	Upstream *recorder
 }
 
+// era selects how go-everything runs: legacy (stateful sessions, protocol
+// 2024-11-05 to 2025-11-25) or modern (stateless, also 2026-07-28).
+type era int
+
+const (
+	legacy era = iota
+	modern
+)
+
 // startStack starts a fresh stack for t; everything is stopped, and the logs
 // are printed if t failed, when t ends.
-func startStack(t *testing.T) *stack {
+func startStack(t *testing.T, e era) *stack {
 	t.Helper()
 	dir := t.TempDir()
 	var procs []*harness.Process
 	t.Cleanup(func() {
 		for i := len(procs) - 1; i >= 0; i-- {
 			p := procs[i]
-			if p.Stop(5*time.Second) && p.Name == "mcpgw" {
-				t.Errorf("mcpgw did not exit within 5s of SIGTERM")
+			if p.Exited() {
+				t.Errorf("%s exited while the test ran: %v", p.Name, p.ExitErr())
+				continue
+			}
+			if took, killed := p.Stop(stopGrace); killed && p.Name == "mcpgw" {
+				t.Errorf("mcpgw did not exit within %v of SIGTERM and was killed", took)
 			}
 		}
 		if t.Failed() {
@@ -62,7 +79,7 @@ func startStack(t *testing.T) *stack {
 	}
 
 	upstreamAddr := freeAddr(t)
-	start("go-everything", upstreamAddr, everythingBin, "-http", upstreamAddr, "-stateless=false")
+	start("go-everything", upstreamAddr, everythingBin, "-http", upstreamAddr, fmt.Sprintf("-stateless=%v", e == modern))
 	rec := startRecorder(t, "http://"+upstreamAddr)
 
 	listen, admin := freeAddr(t), freeAddr(t)

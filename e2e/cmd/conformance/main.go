@@ -60,7 +60,7 @@ var pairs = []pair{
 
 const (
 	startTimeout = 30 * time.Second
-	stopGrace    = 5 * time.Second
+	stopGrace    = 15 * time.Second
 )
 
 func main() {
@@ -141,8 +141,12 @@ type runner struct {
 func (r *runner) stopAll() {
 	for i := len(r.procs) - 1; i >= 0; i-- {
 		p := r.procs[i]
-		if p.Stop(stopGrace) {
-			fmt.Fprintf(os.Stderr, "conformance: %s ignored SIGTERM for %s and was killed\n", p.Name, stopGrace)
+		took, killed := p.Stop(stopGrace)
+		switch {
+		case killed:
+			fmt.Fprintf(os.Stderr, "conformance: %s did not exit within %s of SIGTERM and was killed\n", p.Name, stopGrace)
+		case took > 2*time.Second:
+			fmt.Fprintf(os.Stderr, "conformance: %s took %s to exit after SIGTERM\n", p.Name, took.Round(100*time.Millisecond))
 		}
 	}
 }
@@ -238,6 +242,12 @@ func (r *runner) all(ctx context.Context, everything, mcpgw string, directOnly b
 		printTable(os.Stdout, p.title, direct, gw, c, notScored(directOut), !directOnly)
 		if len(c.Regressions) > 0 {
 			failed = true
+		}
+	}
+	for _, p := range r.procs {
+		if p.Exited() {
+			fmt.Printf("\nconformance: FAIL: %s exited during the runs: %v\n", p.Name, p.ExitErr())
+			return 1
 		}
 	}
 	if failed {

@@ -86,6 +86,16 @@ func (p *Process) Pid() int { return p.cmd.Process.Pid }
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // ExitErr is the process's exit status once Done is closed.
 func (p *Process) ExitErr() error {
 	<-p.done
@@ -93,14 +103,16 @@ func (p *Process) ExitErr() error {
 }
 
 // Stop sends SIGTERM to the process group, waits up to grace, then sends
-// SIGKILL. It reports whether the process had to be killed.
-func (p *Process) Stop(grace time.Duration) (killed bool) {
+// SIGKILL. It reports how long the process took to exit after SIGTERM and
+// whether it had to be killed; both are zero if it had already exited or was
+// already stopped.
+func (p *Process) Stop(grace time.Duration) (took time.Duration, killed bool) {
 	p.stopOnce.Do(func() {
-		select {
-		case <-p.done:
+		if p.Exited() {
 			return
-		default:
 		}
+		start := time.Now()
+		defer func() { took = time.Since(start) }()
 		signalGroup(p.cmd.Process.Pid, syscall.SIGTERM)
 		select {
 		case <-p.done:
@@ -113,7 +125,7 @@ func (p *Process) Stop(grace time.Duration) (killed bool) {
 			}
 		}
 	})
-	return killed
+	return took, killed
 }
 
 // Tail returns the last n lines of the process's log.
@@ -179,7 +191,7 @@ func StartListening(dir, name, addr string, timeout time.Duration, env []string,
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := WaitTCP(ctx, addr, p); err != nil {
-		p.Stop(2 * time.Second)
+		p.Stop(5 * time.Second)
 		return nil, err
 	}
 	return p, nil
