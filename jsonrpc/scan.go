@@ -511,7 +511,7 @@ func validID(tok []byte, allowNull bool) bool {
 	case c == 'n':
 		return allowNull
 	case c == '-' || c-'0' < 10:
-		return bytes.IndexAny(tok, ".eE") < 0
+		return !bytes.ContainsAny(tok, ".eE")
 	}
 	return false
 }
