@@ -251,10 +251,7 @@ func compileRule(rs *RuleSpec, fail func(field string, index int, key string, er
 					continue
 				}
 				parts = append(parts, c)
-				sum.Patterns = append(sum.Patterns, PatternSummary{
-					Field: field, Index: i, Pattern: pat, Class: c.class(),
-					Exact: c.exact, Prefixes: prefixLits(c.prefixes),
-				})
+				sum.Patterns = append(sum.Patterns, patternSummary(field, i, "", pat, &c))
 			}
 			m, err := newMatcher(parts)
 			if err != nil {
@@ -289,23 +286,19 @@ func compileRule(rs *RuleSpec, fail func(field string, index int, key string, er
 			continue
 		}
 		r.args = append(r.args, constraint{pointer: ptr, value: m})
-		sum.Arguments = append(sum.Arguments, PatternSummary{
-			Field: "arguments", Index: -1, Key: ptr, Pattern: pat, Class: c.class(),
-			Exact: c.exact, Prefixes: prefixLits(c.prefixes),
-		})
+		sum.Arguments = append(sum.Arguments, patternSummary("arguments", -1, ptr, pat, &c))
 	}
 	return r, sum
 }
 
-func prefixLits(ps []prefix) []string {
-	if len(ps) == 0 {
-		return nil
+func patternSummary(field string, index int, key, pattern string, c *classified) PatternSummary {
+	return PatternSummary{
+		Field: field, Index: index, Key: key, Pattern: pattern, Class: c.class(),
+		Exact:    c.exact,
+		Prefixes: c.literals(false, true),
+		Suffixes: c.literals(true, false),
+		Contains: c.literals(true, true),
 	}
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = p.lit
-	}
-	return out
 }
 
 // validJSONPointer checks RFC 6901 syntax: "" or "/"-separated reference
@@ -357,9 +350,9 @@ type PatternSummary struct {
 	Key     string // JSON pointer, for arguments
 	Pattern string
 	Class   MatchClass
-	// Exact are the names matched by map lookup (MatchExact, MatchPrefix).
+	// Exact are the names matched by map lookup.
 	Exact []string
-	// Prefixes are the literal prefixes checked before the regexp
-	// (MatchPrefix).
-	Prefixes []string
+	// Prefixes, Suffixes and Contains are the literals checked by prefix,
+	// suffix and substring comparison (`list_.*`, `.*_admin`, `.*secret.*`).
+	Prefixes, Suffixes, Contains []string
 }

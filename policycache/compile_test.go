@@ -111,7 +111,7 @@ func TestRulesGolden(t *testing.T) {
 	apps = append(apps, AppSpec{Name: "classes", Rules: []RuleSpec{{
 		Name:          "mixed",
 		Users:         []string{"u"},
-		Tools:         []string{"get_user", "(get|list)_.*", "get_user|list_.*", "a|b", "a.*b", "(?i)admin", "list_.+"},
+		Tools:         []string{"get_user", "(get|list)_.*", "get_user|list_.*", "a|b", "a.*b", "(?i)admin", "list_.+", ".*_admin", ".*(secret|password).*", "x.*|.*y"},
 		DenyResources: []string{"^file:///etc/.*$"},
 		Arguments:     map[string]string{"/env": "dev|staging", "/id": "[0-9]+"},
 	}}})
@@ -127,7 +127,8 @@ func TestRulesGolden(t *testing.T) {
 				if ps.Key != "" {
 					where = fmt.Sprintf("%s[%q]", ps.Field, ps.Key)
 				}
-				fmt.Fprintf(&b, "    %-24s %-6s %-28q exact=%q prefixes=%q\n", where, ps.Class, ps.Pattern, ps.Exact, ps.Prefixes)
+				fmt.Fprintf(&b, "    %-25s %-8s %-28q exact=%q prefixes=%q suffixes=%q contains=%q\n",
+					where, ps.Class, ps.Pattern, ps.Exact, ps.Prefixes, ps.Suffixes, ps.Contains)
 			}
 		}
 	}

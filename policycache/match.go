@@ -17,71 +17,132 @@ const (
 	// MatchExact: the pattern matches a finite set of names (a literal, an
 	// alternation of literals, a small character class), looked up in a map.
 	MatchExact MatchClass = iota
-	// MatchPrefix: the pattern is a finite set of literal prefixes followed
-	// by `.*` or `.+` (possibly alternated with exact names), checked with a
-	// prefix comparison.
+	// MatchPrefix: literals followed by `.*` or `.+` (`list_.*`), checked by
+	// a prefix comparison; exact names may be alternated in.
 	MatchPrefix
+	// MatchSuffix: `.*` or `.+` followed by literals (`.*_admin`).
+	MatchSuffix
+	// MatchContains: literals with a wildcard on both sides (`.*secret.*`),
+	// or a mix of prefixes and suffixes; checked by substring search.
+	MatchContains
 	// MatchRegex: anything else; evaluated by the rule's one combined,
 	// anchored regular expression for the field.
 	MatchRegex
 )
 
-// String returns exact, prefix or regex.
+// String returns exact, prefix, suffix, contains or regex.
 func (c MatchClass) String() string {
 	switch c {
 	case MatchExact:
 		return "exact"
 	case MatchPrefix:
 		return "prefix"
+	case MatchSuffix:
+		return "suffix"
+	case MatchContains:
+		return "contains"
 	case MatchRegex:
 		return "regex"
 	}
 	return "class(" + strconv.Itoa(int(c)) + ")"
 }
 
-// maxLiterals bounds how many exact names or prefixes one pattern may expand
+// maxLiterals bounds how many exact names or affixes one pattern may expand
 // to before it is left to the regexp engine: `[a-z]` becomes 26 map entries,
 // `[a-z][a-z]` (676) stays a regexp.
 const maxLiterals = 64
 
-// prefix is one literal-prefix fast path: names that start with lit and whose
-// remainder is accepted by the trailing `.*` / `.+`.
-type prefix struct {
-	lit string
-	// anyNL is set when the dot matches newlines too ((?s) flag); RE2's
-	// default `.` does not match '\n'.
-	anyNL bool
-	// nonEmpty is set for `.+`: the remainder must be at least one character.
-	nonEmpty bool
+// wildcard describes a `.*` or `.+` on one side of an affix literal; the
+// zero value means no wildcard (that side must be empty).
+type wildcard uint8
+
+const (
+	wcPresent  wildcard = 1 << iota
+	wcAnyNL             // the dot matches '\n' too ((?s)); RE2's default `.` does not
+	wcNonEmpty          // `.+`: at least one character
+)
+
+// accepts reports whether the wildcard matches s whole.
+func (w wildcard) accepts(s []byte) bool {
+	switch {
+	case w == 0:
+		return len(s) == 0
+	case w&wcNonEmpty != 0 && len(s) == 0:
+		return false
+	}
+	return w&wcAnyNL != 0 || bytes.IndexByte(s, '\n') < 0
 }
 
-func (p prefix) match(name []byte) bool {
-	if len(name) < len(p.lit) || string(name[:len(p.lit)]) != p.lit {
-		return false
+// affix is one literal fast path: lit with an optional wildcard before
+// (head) and after (tail) it. head 0 is a prefix, tail 0 a suffix, both set
+// a substring search. Byte comparison agrees with the regexp engine's rune
+// decoding because lit is valid UTF-8 without U+FFFD: a UTF-8 decoder never
+// takes a lead or ASCII byte into the preceding sequence, so lit's bytes
+// found anywhere start on a rune boundary.
+type affix struct {
+	lit        []byte
+	head, tail wildcard
+}
+
+func (f *affix) match(name []byte) bool {
+	switch {
+	case f.head == 0:
+		return bytes.HasPrefix(name, f.lit) && f.tail.accepts(name[len(f.lit):])
+	case f.tail == 0:
+		return bytes.HasSuffix(name, f.lit) && f.head.accepts(name[:len(name)-len(f.lit)])
 	}
-	rest := name[len(p.lit):]
-	if p.nonEmpty && len(rest) == 0 {
-		return false
+	for off := 0; off <= len(name); {
+		i := bytes.Index(name[off:], f.lit)
+		if i < 0 {
+			return false
+		}
+		i += off
+		if f.head.accepts(name[:i]) && f.tail.accepts(name[i+len(f.lit):]) {
+			return true
+		}
+		off = i + 1
 	}
-	return p.anyNL || bytes.IndexByte(rest, '\n') < 0
+	return false
 }
 
 // classified is what one pattern compiles to. When re is non-nil the pattern
-// is left to the regexp engine and exact and prefixes are empty.
+// is left to the regexp engine and exact and affixes are empty.
 type classified struct {
-	exact    []string
-	prefixes []prefix
-	re       *syntax.Regexp // the parsed pattern, for the combined regexp
+	exact   []string
+	affixes []affix
+	re      *syntax.Regexp // the parsed pattern, for the combined regexp
 }
 
 func (c *classified) class() MatchClass {
-	switch {
-	case c.re != nil:
+	if c.re != nil {
 		return MatchRegex
-	case len(c.prefixes) > 0:
+	}
+	var prefixes, suffixes, contains bool
+	for _, f := range c.affixes {
+		prefixes = prefixes || (f.head == 0)
+		suffixes = suffixes || (f.tail == 0)
+		contains = contains || (f.head != 0 && f.tail != 0)
+	}
+	switch {
+	case contains || (prefixes && suffixes):
+		return MatchContains
+	case prefixes:
 		return MatchPrefix
+	case suffixes:
+		return MatchSuffix
 	}
 	return MatchExact
+}
+
+// literals returns the affix literals of one shape, for RuleSummary.
+func (c *classified) literals(head, tail bool) []string {
+	var out []string
+	for _, f := range c.affixes {
+		if (f.head != 0) == head && (f.tail != 0) == tail {
+			out = append(out, string(f.lit))
+		}
+	}
+	return out
 }
 
 // errRegexpTooLarge is reported for a pattern that parses but whose program
@@ -102,8 +163,8 @@ func classifyPattern(pattern string) (classified, error) {
 		return classified{}, errRegexpTooLarge
 	}
 	simple := re.Simplify()
-	if exact, prefixes, ok := literalSets(stripWholeAnchors(simple)); ok {
-		return classified{exact: exact, prefixes: prefixes}, nil
+	if exact, affixes, ok := literalSets(stripWholeAnchors(simple)); ok {
+		return classified{exact: exact, affixes: affixes}, nil
 	}
 	return classified{re: re}, nil
 }
@@ -131,68 +192,73 @@ func stripWholeAnchors(re *syntax.Regexp) *syntax.Regexp {
 	return &syntax.Regexp{Op: syntax.OpConcat, Flags: re.Flags, Sub: subs}
 }
 
-// literalSets expresses re as a set of exact names plus a set of literal
-// prefixes, or reports false. Only the top level (an alternation of
-// branches) may mix the two.
-func literalSets(re *syntax.Regexp) (exact []string, prefixes []prefix, ok bool) {
+// literalSets expresses re as a set of exact names plus a set of affixes,
+// or reports false. Only the top level (an alternation of branches) may mix
+// the two.
+func literalSets(re *syntax.Regexp) (exact []string, affixes []affix, ok bool) {
 	re = uncapture(re)
 	if re.Op == syntax.OpAlternate {
 		for _, sub := range re.Sub {
-			e, p, ok := literalSets(sub)
-			if !ok || len(exact)+len(e)+len(prefixes)+len(p) > maxLiterals {
+			e, f, ok := literalSets(sub)
+			if !ok || len(exact)+len(e)+len(affixes)+len(f) > maxLiterals {
 				return nil, nil, false
 			}
 			exact = append(exact, e...)
-			prefixes = append(prefixes, p...)
+			affixes = append(affixes, f...)
 		}
-		return dedup(exact), prefixes, true
+		return dedup(exact), affixes, true
 	}
-	head, tail := re, (*syntax.Regexp)(nil)
-	if last := lastConcatSub(re); last != nil && isAnyTail(last) {
-		tail = last
-		head = &syntax.Regexp{Op: syntax.OpConcat, Flags: re.Flags}
-		if re.Op == syntax.OpConcat {
-			head.Sub = re.Sub[:len(re.Sub)-1]
+	subs := []*syntax.Regexp{re}
+	if re.Op == syntax.OpConcat {
+		subs = re.Sub
+	}
+	var head, tail wildcard
+	if len(subs) > 0 {
+		if w, ok := asWildcard(subs[len(subs)-1]); ok {
+			tail, subs = w, subs[:len(subs)-1]
 		}
 	}
-	lits, ok := finiteSet(head, maxLiterals)
+	if len(subs) > 0 {
+		if w, ok := asWildcard(subs[0]); ok {
+			head, subs = w, subs[1:]
+		}
+	}
+	lits, ok := finiteSet(&syntax.Regexp{Op: syntax.OpConcat, Sub: subs}, maxLiterals)
 	if !ok {
 		return nil, nil, false
 	}
-	if tail == nil {
+	if head == 0 && tail == 0 {
 		return lits, nil, true
 	}
-	any := uncapture(tail).Sub[0]
 	for _, l := range lits {
-		prefixes = append(prefixes, prefix{
-			lit:      l,
-			anyNL:    any.Op == syntax.OpAnyChar,
-			nonEmpty: uncapture(tail).Op == syntax.OpPlus,
-		})
-	}
-	return nil, prefixes, true
-}
-
-// lastConcatSub returns the last element of a concatenation, or re itself
-// when it is not one (so that `.*` alone is a prefix pattern with prefix "").
-func lastConcatSub(re *syntax.Regexp) *syntax.Regexp {
-	if re.Op == syntax.OpConcat {
-		if len(re.Sub) == 0 {
-			return nil
+		if l == "" && head != 0 && tail != 0 {
+			// `.+.+`: an empty literal could split a multi-byte rune,
+			// which the rune-by-rune regexp engine never does.
+			return nil, nil, false
 		}
-		return re.Sub[len(re.Sub)-1]
+		affixes = append(affixes, affix{lit: []byte(l), head: head, tail: tail})
 	}
-	return re
+	return nil, affixes, true
 }
 
-// isAnyTail reports whether re is `.*` or `.+` (either dot flavour).
-func isAnyTail(re *syntax.Regexp) bool {
+// asWildcard recognizes `.*` and `.+` in either dot flavour.
+func asWildcard(re *syntax.Regexp) (wildcard, bool) {
 	re = uncapture(re)
 	if re.Op != syntax.OpStar && re.Op != syntax.OpPlus {
-		return false
+		return 0, false
 	}
-	op := uncapture(re.Sub[0]).Op
-	return op == syntax.OpAnyChar || op == syntax.OpAnyCharNotNL
+	w := wcPresent
+	switch uncapture(re.Sub[0]).Op {
+	case syntax.OpAnyChar:
+		w |= wcAnyNL
+	case syntax.OpAnyCharNotNL:
+	default:
+		return 0, false
+	}
+	if re.Op == syntax.OpPlus {
+		w |= wcNonEmpty
+	}
+	return w, true
 }
 
 func uncapture(re *syntax.Regexp) *syntax.Regexp {
@@ -290,12 +356,12 @@ func dedup(s []string) []string {
 
 // matcher matches names against the patterns of one rule and one field
 // (e.g. the rule's tools, or its deny_tools): exact names first, then
-// literal prefixes, then one combined anchored regexp for the rest.
+// literal affixes (prefix, suffix, substring), then one combined anchored regexp for the rest.
 // It is immutable after construction and safe for concurrent use.
 type matcher struct {
-	exact    map[string]struct{}
-	prefixes []prefix
-	re       *regexp.Regexp
+	exact   map[string]struct{}
+	affixes []affix
+	re      *regexp.Regexp
 }
 
 // newMatcher combines classified patterns. The regexps are joined from
@@ -311,7 +377,7 @@ func newMatcher(patterns []classified) (matcher, error) {
 			}
 			m.exact[e] = struct{}{}
 		}
-		m.prefixes = append(m.prefixes, c.prefixes...)
+		m.affixes = append(m.affixes, c.affixes...)
 		if c.re != nil {
 			res = append(res, `(?:`+c.re.String()+`)`)
 		}
@@ -327,7 +393,7 @@ func newMatcher(patterns []classified) (matcher, error) {
 }
 
 func (m *matcher) empty() bool {
-	return len(m.exact) == 0 && len(m.prefixes) == 0 && m.re == nil
+	return len(m.exact) == 0 && len(m.affixes) == 0 && m.re == nil
 }
 
 // match reports whether some pattern matches the whole name. It does not
@@ -338,8 +404,8 @@ func (m *matcher) match(name []byte) bool {
 			return true
 		}
 	}
-	for _, p := range m.prefixes {
-		if p.match(name) {
+	for i := range m.affixes {
+		if m.affixes[i].match(name) {
 			return true
 		}
 	}

@@ -9,26 +9,31 @@ import (
 
 func TestClassifyPattern(t *testing.T) {
 	type want struct {
-		Class    MatchClass
-		Exact    []string
-		Prefixes []prefix
+		Class                               MatchClass
+		Exact, Prefixes, Suffixes, Contains []string
+		Wildcards                           []string // head/tail flags per affix, in order
 	}
 	cases := []struct {
 		pattern string
 		want    want
 	}{
 		{`list_users`, want{Class: MatchExact, Exact: []string{"list_users"}}},
-		{`list_.*`, want{Class: MatchPrefix, Prefixes: []prefix{{lit: "list_"}}}},
-		{`list_.+`, want{Class: MatchPrefix, Prefixes: []prefix{{lit: "list_", nonEmpty: true}}}},
-		{`(?s)list_.*`, want{Class: MatchPrefix, Prefixes: []prefix{{lit: "list_", anyNL: true}}}},
-		{`.*`, want{Class: MatchPrefix, Prefixes: []prefix{{lit: ""}}}},
-		{`^list_.*$`, want{Class: MatchPrefix, Prefixes: []prefix{{lit: "list_"}}}},
-		{`(list_.*)`, want{Class: MatchPrefix, Prefixes: []prefix{{lit: "list_"}}}},
+		{`list_.*`, want{Class: MatchPrefix, Prefixes: []string{"list_"}, Wildcards: []string{"-/*"}}},
+		{`list_.+`, want{Class: MatchPrefix, Prefixes: []string{"list_"}, Wildcards: []string{"-/+"}}},
+		{`(?s)list_.*`, want{Class: MatchPrefix, Prefixes: []string{"list_"}, Wildcards: []string{"-/*s"}}},
+		{`.*`, want{Class: MatchPrefix, Prefixes: []string{""}, Wildcards: []string{"-/*"}}},
+		{`^list_.*$`, want{Class: MatchPrefix, Prefixes: []string{"list_"}, Wildcards: []string{"-/*"}}},
+		{`(list_.*)`, want{Class: MatchPrefix, Prefixes: []string{"list_"}, Wildcards: []string{"-/*"}}},
+		{`.*_admin`, want{Class: MatchSuffix, Suffixes: []string{"_admin"}, Wildcards: []string{"*/-"}}},
+		{`.+_(admin|root)`, want{Class: MatchSuffix, Suffixes: []string{"_admin", "_root"}, Wildcards: []string{"+/-", "+/-"}}},
+		{`.*secret.*`, want{Class: MatchContains, Contains: []string{"secret"}, Wildcards: []string{"*/*"}}},
+		{`(?s).+secret.*`, want{Class: MatchContains, Contains: []string{"secret"}, Wildcards: []string{"+s/*s"}}},
+		{`a.*|.*b`, want{Class: MatchContains, Prefixes: []string{"a"}, Suffixes: []string{"b"}, Wildcards: []string{"-/*", "*/-"}}},
 		{`a|b`, want{Class: MatchExact, Exact: []string{"a", "b"}}},
 		{`get_user|get_group`, want{Class: MatchExact, Exact: []string{"get_user", "get_group"}}},
 		{`get_(user|group)s?`, want{Class: MatchExact, Exact: []string{"get_users", "get_user", "get_groups", "get_group"}}},
-		{`(get|list)_.*`, want{Class: MatchPrefix, Prefixes: []prefix{{lit: "get_"}, {lit: "list_"}}}},
-		{`get_user|list_.*`, want{Class: MatchPrefix, Exact: []string{"get_user"}, Prefixes: []prefix{{lit: "list_"}}}},
+		{`(get|list)_.*`, want{Class: MatchPrefix, Prefixes: []string{"get_", "list_"}, Wildcards: []string{"-/*", "-/*"}}},
+		{`get_user|list_.*`, want{Class: MatchPrefix, Exact: []string{"get_user"}, Prefixes: []string{"list_"}, Wildcards: []string{"-/*"}}},
 		{`\Qa.b\E`, want{Class: MatchExact, Exact: []string{"a.b"}}},
 		{`a\.b`, want{Class: MatchExact, Exact: []string{"a.b"}}},
 		{`v[12]`, want{Class: MatchExact, Exact: []string{"v1", "v2"}}},
@@ -37,7 +42,7 @@ func TestClassifyPattern(t *testing.T) {
 		// Not literal: must stay regexps.
 		{`a.*b`, want{Class: MatchRegex}},
 		{`list_.*_v2`, want{Class: MatchRegex}},
-		{`.*_admin`, want{Class: MatchRegex}},
+		{`.*a.*b.*`, want{Class: MatchRegex}},
 		{`(?i)list_users`, want{Class: MatchRegex}},
 		{`[a-z][a-z]`, want{Class: MatchRegex}},
 		{`x*`, want{Class: MatchRegex}},
@@ -45,6 +50,7 @@ func TestClassifyPattern(t *testing.T) {
 		{`(?m)^a$`, want{Class: MatchRegex}},
 		{`a.*|b.*c`, want{Class: MatchRegex}},
 		{`\x{FFFD}`, want{Class: MatchRegex}},
+		{`.*\x{FFFD}`, want{Class: MatchRegex}},
 		{`a\b`, want{Class: MatchRegex}},
 	}
 	for _, tc := range cases {
@@ -53,18 +59,43 @@ func TestClassifyPattern(t *testing.T) {
 			if err != nil {
 				t.Fatalf("classifyPattern: %v", err)
 			}
-			got := want{Class: c.class(), Exact: c.exact, Prefixes: c.prefixes}
-			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(prefix{})); diff != "" {
+			got := want{
+				Class:    c.class(),
+				Exact:    c.exact,
+				Prefixes: c.literals(false, true),
+				Suffixes: c.literals(true, false),
+				Contains: c.literals(true, true),
+			}
+			for _, f := range c.affixes {
+				got.Wildcards = append(got.Wildcards, f.head.String()+"/"+f.tail.String())
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("classification (-want +got):\n%s", diff)
 			}
 		})
 	}
 }
 
+// String renders a wildcard for test output: - none, * or + and s for (?s).
+func (w wildcard) String() string {
+	switch {
+	case w == 0:
+		return "-"
+	case w&wcNonEmpty != 0 && w&wcAnyNL != 0:
+		return "+s"
+	case w&wcNonEmpty != 0:
+		return "+"
+	case w&wcAnyNL != 0:
+		return "*s"
+	}
+	return "*"
+}
+
 // matcherNames exercises whole-name matching: near misses on both ends,
 // newlines (RE2's `.` does not match them), invalid UTF-8 (the regexp
 // engine reads it as U+FFFD) and the empty name.
 var matcherNames = []string{
+	"x_admin", "_admin", "\n_admin", "my_secret_key", "secret", "secretsecret", "a\nsecret", "secret\n", "xsecret",
 	"", "a", "b", "ab", "a.b", "axb", "list_", "list_users", "unlist_all", "list_users_v2",
 	"list_\n", "list_a\nb", "\nlist_a", "get_user", "get_users", "get_group", "v1", "v3",
 	"LIST_USERS", "xx", "x", "\xff", "\uFFFD", "list_\xff", "a\xffb", "pingone://env/dev/x",
@@ -74,7 +105,9 @@ var matcherPatterns = []string{
 	`list_users`, `list_.*`, `list_.+`, `(?s)list_.*`, `.*`, `.+`, `^list_.*$`, `a|b`,
 	`get_(user|group)s?`, `(get|list)_.*`, `get_user|list_.*`, `\Qa.b\E`, `a.b`, `v[12]`,
 	`x{2}`, ``, `a.*b`, `(?i)list_users`, `[a-z]`, `\x{FFFD}`, `[\x{FFFD}a]`, `a.?b`,
-	`pingone://env/dev/.*`, `(?U)list_.*`, `^`, `$`, `^$`, `a$|b`,
+	`pingone://env/dev/.*`, `(?U)list_.*`, `^`, `$`, `^$`, `a$|b`, `.*_admin`, `.+_admin`,
+	`.*secret.*`, `.+secret.+`, `(?s).*secret.*`, `(?s).+secret`, `.*secret`, `a.*|.*b`, `.*.*`, `.+.+`,
+	`.*\nsecret.*`, `.*€`,
 }
 
 func TestMatcherAgreesWithRegexp(t *testing.T) {
