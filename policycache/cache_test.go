@@ -15,7 +15,7 @@ func cached(a *AppPolicy, s *Subject, k Kind, name string) bool {
 
 func TestCacheStoresAndHits(t *testing.T) {
 	p := mustCompile(t, testApps(), Options{})
-	forceCache(p)
+	setCaching(p, true)
 	a := p.App("admin")
 	s := eng
 	if cached(a, &s, KindTool, "list_users") {
@@ -38,7 +38,7 @@ func TestCacheStoresAndHits(t *testing.T) {
 
 func TestCacheArgumentDependentEntry(t *testing.T) {
 	p := mustCompile(t, testApps(), Options{})
-	forceCache(p)
+	setCaching(p, true)
 	a := p.App("admin")
 	s := eng
 	// The cached verdict is name-level: each call's arguments are checked
@@ -65,7 +65,7 @@ func TestCacheArgumentDependentEntry(t *testing.T) {
 // of a query, as a chosen 64-bit collision would: it must be a miss.
 func TestCacheVerifiesKey(t *testing.T) {
 	p := mustCompile(t, testApps(), Options{})
-	forceCache(p)
+	setCaching(p, true)
 	a := p.App("admin")
 	attacker, victim := user("mallory"), eng
 	name := []byte("list_users")
@@ -89,7 +89,7 @@ func TestCacheVerifiesKey(t *testing.T) {
 
 func TestCacheRefusesWrongSubjectKey(t *testing.T) {
 	p := mustCompile(t, testApps(), Options{})
-	forceCache(p)
+	setCaching(p, true)
 	a := p.App("admin")
 	// A caller bug: bob's groups under erin's key. The decision is bob's,
 	// and nothing is cached under erin's key.
@@ -109,7 +109,7 @@ func TestCacheRefusesWrongSubjectKey(t *testing.T) {
 
 func TestCacheSkipsLongNamesAndKeylessSubjects(t *testing.T) {
 	p := mustCompile(t, testApps(), Options{})
-	forceCache(p)
+	setCaching(p, true)
 	a := p.App("admin")
 	s := eng
 	long := "list_" + strings.Repeat("x", maxCachedName)
@@ -131,7 +131,7 @@ func TestCloseWhileInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forceCache(p)
+	setCaching(p, true)
 	a := p.App("admin")
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -165,8 +165,9 @@ func TestCloseWhileInUse(t *testing.T) {
 // uncached evaluation of exact and prefix patterns.
 func TestHotPathAllocs(t *testing.T) {
 	p := mustCompile(t, testApps(), Options{})
+	setCaching(p, false)
 	forced := mustCompile(t, testApps(), Options{})
-	forceCache(forced)
+	setCaching(forced, true)
 	cases := []struct {
 		name   string
 		policy *Policy
@@ -196,6 +197,28 @@ func TestHotPathAllocs(t *testing.T) {
 				a.Visible(&s, KindTool, name)
 			}); n != 0 {
 				t.Errorf("Visible: got %v allocs, want 0", n)
+			}
+		})
+	}
+}
+
+func TestChooseCaching(t *testing.T) {
+	cases := []struct {
+		name  string
+		rules []RuleSpec
+		want  [numKinds]bool
+	}{
+		{"one literal rule", []RuleSpec{{Name: "a", Users: []string{"u"}, Tools: []string{"x", "y_.*"}}}, [numKinds]bool{}},
+		{"regexp in one kind", []RuleSpec{{Name: "a", Users: []string{"u"}, Tools: []string{"x"}, DenyPrompts: []string{"a.*b"}}}, [numKinds]bool{KindPrompt: true}},
+		{"many rules", []RuleSpec{
+			{Name: "a", Users: []string{"u"}}, {Name: "b", Users: []string{"u"}}, {Name: "c", Users: []string{"u"}},
+		}, [numKinds]bool{true, true, true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := mustCompile(t, []AppSpec{{Name: "a", Rules: tc.rules}}, Options{})
+			if got := p.App("a").useCache; got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
 	}

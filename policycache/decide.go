@@ -204,6 +204,11 @@ type nameVerdict struct {
 // candidates to buf.
 func (a *AppPolicy) matchName(s *Subject, k Kind, name []byte, buf []int32) nameVerdict {
 	v := nameVerdict{denyEnforce: -1, denyAny: -1, candidates: buf}
+	// settled is set once a plain enforce rule allows the name without
+	// constraints to check: the real decision is then Allow and the shadow
+	// too, unless a later rule denies, so later allow patterns need not be
+	// tried.
+	settled := false
 	for i := range a.rules {
 		r := &a.rules[i]
 		if !r.names(s) {
@@ -221,9 +226,10 @@ func (a *AppPolicy) matchName(s *Subject, k Kind, name []byte, buf []int32) name
 			v.audit = true
 			continue
 		}
-		if r.allow[k].match(name) {
+		if !settled && r.allow[k].match(name) {
 			v.candidates = append(v.candidates, int32(i))
 			v.audit = v.audit || r.audit
+			settled = !r.audit && !r.approval && (k != KindTool || len(r.args) == 0)
 		}
 	}
 	return v

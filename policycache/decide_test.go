@@ -171,20 +171,10 @@ var decideCases = []decideCase{
 	{name: "audit rule for other subjects", subject: user("bob"), target: "rotate_keys", want: defaultDeny},
 }
 
-// forceCache makes every kind of every application go through the cache,
-// whatever chooseCaching decided, so the cached path is tested too.
-func forceCache(p *Policy) {
-	for _, a := range p.order {
-		for k := range numKinds {
-			a.useCache[k] = true
-		}
-	}
-}
-
 func TestDecide(t *testing.T) {
 	uncached := mustCompile(t, testApps(), Options{CacheEntries: -1})
 	cached := mustCompile(t, testApps(), Options{})
-	forceCache(cached)
+	setCaching(cached, true)
 	modes := []struct {
 		name   string
 		policy *Policy
@@ -254,7 +244,7 @@ func TestVisible(t *testing.T) {
 	}
 	uncached := mustCompile(t, testApps(), Options{CacheEntries: -1})
 	cached := mustCompile(t, testApps(), Options{})
-	forceCache(cached)
+	setCaching(cached, true)
 	for _, p := range []*Policy{uncached, cached, cached} {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {

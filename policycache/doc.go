@@ -60,12 +60,19 @@
 // (CompileErrors, each naming app, rule, field and index). Each pattern is
 // parsed with regexp/syntax and classified:
 //
-//	exact   a finite set of names, e.g. `get_user`, `a|b`, `get_(user|group)s?`, `v[12]`
-//	prefix  literal prefixes then `.*` or `.+`, e.g. `list_.*`, `(get|list)_.*`
-//	regex   everything else, e.g. `a.*b`, `(?i)admin`, `.*_admin`
+//	exact     a finite set of names: `get_user`, `a|b`, `get_(user|group)s?`, `v[12]`
+//	prefix    literals then `.*` or `.+`: `list_.*`, `(get|list)_.*`
+//	suffix    `.*` or `.+` then literals: `.*_admin`
+//	contains  literals between wildcards: `.*secret.*` (or prefixes mixed with suffixes)
+//	regex     everything else: `a.*b`, `(?i)admin`, `[a-z]+_v[0-9]+`
 //
-// Per rule and field the exact names go into one map, the prefixes into one
-// list, and the remaining patterns into one combined anchored regexp
+// Literal sets are expanded up to 64 strings; a literal may not hold U+FFFD
+// (the regexp engine reads each invalid UTF-8 byte of a name as U+FFFD, which
+// a byte comparison would not), so such patterns stay regexps.
+//
+// Per rule and field the exact names go into one map, the literals with
+// wildcards (prefix, suffix, contains) into one list, and the remaining
+// patterns into one combined anchored regexp
 // `^(?:(?:p1)|(?:p2))$` built from the parsed patterns. Matching tries them
 // in that order. AppPolicy.Rules reports the classification for `mcpgw
 // check`.
@@ -83,9 +90,10 @@
 //
 // Caching is used per application and kind only where evaluation costs more
 // than a cache hit: when a rule has a residual regexp for that kind or the
-// application has more than 8 rules. Exact and prefix evaluation of a few
-// rules is cheaper than hashing the key and probing ristretto (numbers in
-// policy_bench_test.go).
+// application has more than 2 rules. Evaluating the exact, prefix, suffix and
+// substring patterns of one or two rules is about as fast as hashing the key
+// and probing ristretto, and never pays for a miss (numbers at
+// cheapRuleLimit in cache.go, from policy_bench_test.go).
 //
 // # Concurrency and lifetime
 //

@@ -75,6 +75,6 @@ func mustCompileOwned(t *testing.T, apps []AppSpec) *Policy {
 	if err != nil {
 		t.Fatalf("Compile: %v", err)
 	}
-	forceCache(p)
+	setCaching(p, true)
 	return p
 }
