@@ -36,7 +36,7 @@ const (
 	msgBadOrigin        = "Forbidden: origin not allowed"
 	msgBadHost          = "Forbidden: host not allowed"
 	msgContentType      = "Unsupported Media Type: Content-Type must be application/json"
-	msgVersionMismatch  = "Bad Request: MCP-Protocol-Version does not match the session"
+	msgVersionMismatch  = "Bad Request: unsupported MCP-Protocol-Version"
 	msgHeaderMismatch   = "Header mismatch: Mcp-Method/Mcp-Name/MCP-Protocol-Version disagree with the body"
 	msgAmbiguousHeaders = "Bad Request: a protocol header was sent more than once"
 )

@@ -18,8 +18,9 @@ const (
 	versionModern   = "2026-07-28"
 )
 
-// supportedVersionsJSON is data.supported of -32022 (2026-07-28).
-const supportedVersionsJSON = `{"supported":["2026-07-28","2025-11-25","2025-06-18","2025-03-26","2024-11-05"]}`
+// supportedVersionsPrefix opens data of -32022 (2026-07-28): the versions
+// the gateway serves.
+const supportedVersionsPrefix = `{"supported":["2026-07-28","2025-11-25","2025-06-18","2025-03-26","2024-11-05"]`
 
 // servePost handles one client→server message (or a 2025-03-26 batch).
 func (s *Server) servePost(ctx *fasthttp.RequestCtx, r *route, p *identity.Principal) {
@@ -40,8 +41,12 @@ func (s *Server) servePost(ctx *fasthttp.RequestCtx, r *route, p *identity.Princ
 	if hasSession && !s.openSession(ctx, r, p, sid, &sess) {
 		return
 	}
-	if hasSession && len(hdrVersion) > 0 && string(hdrVersion) != sess.ProtocolVersion {
-		// MCP-REQUIREMENTS.md 1.6.2: validate against the negotiated version.
+	if hasSession && len(hdrVersion) > 0 && !isLegacyVersion(hdrVersion) {
+		// An invalid or unsupported version gets 400 (MCP-REQUIREMENTS.md
+		// 1.6.2). A supported version other than the negotiated one is
+		// tolerated, as SDK servers do (the conformance suite sends
+		// 2025-03-26 inside 2025-11-25 sessions): everything the gateway
+		// decides by version uses the one bound into the session id.
 		writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgVersionMismatch)
 		return
 	}
@@ -188,6 +193,11 @@ func (v verdict) refused() bool { return v.code != 0 }
 // authorize applies policy to a checked method (DESIGN.md "Policy
 // semantics"); unchecked methods pass, unknown methods are refused.
 func (s *Server) authorize(r *route, ex *exchange, m *jsonrpc.Message, modern bool) verdict {
+	if modern && removedInModern(m.Method) {
+		// 2026-07-28 removed these; unknown methods get 404 + -32601
+		// (MCP-REQUIREMENTS.md 1.8.2, 3.4.5).
+		return verdict{code: jsonrpc.MethodNotFound, msg: "Method not found", status: fasthttp.StatusNotFound}
+	}
 	var kind policycache.Kind
 	switch string(m.Method) {
 	case "tools/call":
@@ -280,6 +290,15 @@ func (s *Server) authorizeSubscriptions(r *route, ex *exchange, m *jsonrpc.Messa
 	return verdict{}
 }
 
+// removedInModern lists legacy methods that 2026-07-28 removed.
+func removedInModern(method []byte) bool {
+	switch string(method) {
+	case "ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe":
+		return true
+	}
+	return false
+}
+
 // knownClientNotification lists the client→server notifications of every
 // supported revision; anything else is refused rather than passed on.
 func knownClientNotification(method []byte) bool {
@@ -330,8 +349,13 @@ func (s *Server) validateModern(ctx *fasthttp.RequestCtx, m *jsonrpc.Message, hd
 		return false
 	}
 	if string(m.MetaProtocolVersion) != versionModern {
+		// data carries what the gateway supports and echoes what was
+		// asked for (2026-07-28 UnsupportedProtocolVersionError).
+		data := append([]byte(supportedVersionsPrefix), `,"requested":`...)
+		data = jsonrpc.AppendQuoted(data, string(m.MetaProtocolVersion))
+		data = append(data, '}')
 		writeRPCErrorData(ctx, fasthttp.StatusBadRequest, m.ID, jsonrpc.UnsupportedProtocolVersion,
-			"Unsupported protocol version", []byte(supportedVersionsJSON))
+			"Unsupported protocol version", data)
 		return false
 	}
 	h := &ctx.Request.Header

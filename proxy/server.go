@@ -44,6 +44,10 @@ type Server struct {
 
 	mu      sync.Mutex // guards clients
 	clients map[string]*upstreamClient
+
+	streamsMu sync.Mutex // guards streams and closing
+	streams   map[*relay]struct{}
+	closing   bool
 }
 
 // state is a compiled Snapshot: immutable once stored.
@@ -88,6 +92,7 @@ func New(opts Options) (*Server, error) {
 		tls:      opts.TLS,
 		ended:    newEndedSessions(1 << 16),
 		clients:  make(map[string]*upstreamClient),
+		streams:  make(map[*relay]struct{}),
 	}
 	s.srv = &fasthttp.Server{
 		Handler:               s.Handle,
@@ -195,6 +200,14 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting, lets in-flight requests finish until ctx ends,
 // then closes the upstream pools.
 func (s *Server) Shutdown(ctx context.Context) error {
+	// Open SSE streams would hold their connections forever: end them
+	// (closing their upstream ends the relay loop), and refuse new ones.
+	s.streamsMu.Lock()
+	s.closing = true
+	for rl := range s.streams {
+		rl.closeUpstream(errShutdown)
+	}
+	s.streamsMu.Unlock()
 	err := s.srv.ShutdownWithContext(ctx)
 	s.mu.Lock()
 	for key, c := range s.clients {

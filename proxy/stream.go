@@ -18,6 +18,7 @@ import (
 var (
 	keepAliveComment = []byte(": keepalive\n\n")
 	errClientGone    = errors.New("proxy: client went away")
+	errShutdown      = errors.New("proxy: gateway shutting down")
 )
 
 // relay streams one upstream SSE response to the client event by event,
@@ -110,6 +111,10 @@ func (rl *relay) release() {
 // cancellation there (MCP-REQUIREMENTS.md 1.2.7, 1.8.9).
 func (rl *relay) run(w *bufio.Writer) {
 	defer rl.release()
+	if !rl.s.track(rl) {
+		return
+	}
+	defer rl.s.untrack(rl)
 	var (
 		mu   sync.Mutex // guards w, gone and done
 		gone bool
@@ -322,4 +327,22 @@ func (s *Server) relayInitStream(ctx *fasthttp.RequestCtx, r *route, ex *exchang
 	h.Set("X-Accel-Buffering", "no")
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.Response.SetBody(out)
+}
+
+// track registers a running stream so Shutdown can end it; false when the
+// gateway is already shutting down.
+func (s *Server) track(rl *relay) bool {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.streams[rl] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(rl *relay) {
+	s.streamsMu.Lock()
+	delete(s.streams, rl)
+	s.streamsMu.Unlock()
 }
