@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 )
 
 // recorder is a reverse proxy between mcpgw and the upstream server that
@@ -26,6 +27,7 @@ type recorder struct {
 	messages   []forwarded
 	authz      []string
 	sessionIDs []string
+	inflight   map[string]int // "GET" or "POST tools/call": requests still being served
 }
 
 type forwarded struct {
@@ -38,7 +40,7 @@ func startRecorder(t *testing.T, upstream string) *recorder {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &recorder{}
+	r := &recorder{inflight: map[string]int{}}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -59,7 +61,18 @@ func startRecorder(t *testing.T, upstream string) *recorder {
 			body, _ = io.ReadAll(req.Body)
 			req.Body = io.NopCloser(bytes.NewReader(body))
 		}
-		r.record(req, body)
+		key := req.Method
+		if m := r.record(req, body); m != "" {
+			key += " " + m
+		}
+		r.mu.Lock()
+		r.inflight[key]++
+		r.mu.Unlock()
+		defer func() {
+			r.mu.Lock()
+			r.inflight[key]--
+			r.mu.Unlock()
+		}()
 		proxy.ServeHTTP(w, req)
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -73,14 +86,16 @@ func startRecorder(t *testing.T, upstream string) *recorder {
 	return r
 }
 
-func (r *recorder) record(req *http.Request, body []byte) {
+// record notes a request and returns the JSON-RPC method of the (first)
+// message it carries.
+func (r *recorder) record(req *http.Request, body []byte) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if a := req.Header.Values("Authorization"); len(a) > 0 {
 		r.authz = append(r.authz, a...)
 	}
 	if req.Method != http.MethodPost {
-		return
+		return ""
 	}
 	type message struct {
 		Method string `json:"method"`
@@ -104,6 +119,33 @@ func (r *recorder) record(req *http.Request, body []byte) {
 			name = m.Params.URI
 		}
 		r.messages = append(r.messages, forwarded{Method: m.Method, Name: name})
+	}
+	if len(msgs) == 0 {
+		return ""
+	}
+	return msgs[0].Method
+}
+
+// active is how many requests with this key ("GET", "POST tools/call") the
+// upstream is still serving.
+func (r *recorder) active(key string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.inflight[key]
+}
+
+// waitActive waits up to timeout for active(key) to reach n, and reports
+// whether it did.
+func (r *recorder) waitActive(key string, n int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if r.active(key) == n {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

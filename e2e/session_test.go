@@ -147,11 +147,17 @@ var initializeParams = map[string]any{
 	"clientInfo":      map[string]any{"name": "mcpgw-e2e-raw", "version": "1.0.0"},
 }
 
-// initialize opens a legacy-era session as token's user and returns the
-// session id and the negotiated protocol version.
+// initialize opens a legacy-era session as token's user, declaring no client
+// capabilities, and returns the session id and the negotiated protocol
+// version.
 func initialize(t *testing.T, endpoint, token string) (sid, version string) {
 	t.Helper()
-	resp := send(t, http.MethodPost, endpoint, token, "", "", rpcRequest(1, "initialize", initializeParams))
+	return initializeWith(t, endpoint, token, initializeParams)
+}
+
+func initializeWith(t *testing.T, endpoint, token string, params map[string]any) (sid, version string) {
+	t.Helper()
+	resp := send(t, http.MethodPost, endpoint, token, "", "", rpcRequest(1, "initialize", params))
 	if resp.status != http.StatusOK {
 		t.Fatalf("initialize: got %d, want 200; body: %s", resp.status, resp.short())
 	}

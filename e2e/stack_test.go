@@ -23,7 +23,7 @@ const (
 const (
 	startTimeout = 30 * time.Second
 	// stopGrace is how long a process may take to exit after SIGTERM.
-	stopGrace = 10 * time.Second
+	stopGrace = 15 * time.Second
 )
 
 // stack is go-everything behind a recording proxy behind mcpgw.
