@@ -177,14 +177,16 @@ func (a *AppPolicy) cacheEntry(s *Subject, k Kind, name []byte) *cacheEntry {
 	return e
 }
 
-// cheapRuleLimit: an application with at most this many rules and no
-// residual regexp for a kind evaluates that kind about as fast as a cache
-// hit, without ever paying a miss (hash, evaluation, entry allocation, Set:
-// 1.5-2 µs and ~600 B), so that kind is not cached. BenchmarkCacheBreakEven
-// on a loaded 2-CPU VM: 1 rule 80-180 ns evaluated vs 85-140 ns hit; 2
-// rules 120-220 vs 85-110; 3 rules 145-250 vs 90-125; 8 rules 600-1600 vs
-// 110-150 (every rule naming the subject, 3 allow and 1 deny pattern each).
-// Any regexp costs 150 ns to several µs per call, so it always caches.
+// cheapRuleLimit: for an application with at most this many rules and no
+// residual regexp for a kind, that kind is evaluated without the cache.
+// BenchmarkCacheBreakEven (2-CPU VM, quiet run; every rule names the
+// subject and has 3 allow and 1 deny pattern): a hit costs 63 ns and ~1 B;
+// evaluation costs 80 ns for 1 rule, 110 for 2, 145 for 3, 180 for 4, 360
+// for 8, with 0 B. A miss costs evaluation plus ~1.2 µs and ~600 B (hash,
+// SubjectKey check, entry, Set), so the cache only pays at hit ratios above
+// 98.6% for 1 rule and 96% for 2, against 94% for 3 and 88% for 8. Up to 2
+// rules the few ns a hit could save are not worth a miss or an allocation.
+// Any regexp costs 100 ns to several µs per call, so it always caches.
 const cheapRuleLimit = 2
 
 // chooseCaching decides per kind whether the cache pays for itself.
