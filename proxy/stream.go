@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -40,6 +41,7 @@ type relay struct {
 	answered  int
 	out       []byte
 	tmp       []byte
+	conn      net.Conn // the client's connection, watched for EOF
 	modern    bool
 	listen    bool // a standalone GET stream: no originating request
 	priming   bool // forward priming events (client negotiated >= 2025-11-25)
@@ -72,6 +74,12 @@ func (s *Server) startRelay(ctx *fasthttp.RequestCtx, r *route, ex *exchange, re
 		rl.reader.Reset(resp.BodyStream())
 	}
 
+	// The stream owns its connection: nothing is read from it while the
+	// response streams except by the relay's watcher, which learns at once
+	// that the client went away; the connection closes after the stream.
+	rl.conn = ctx.Conn()
+	ctx.SetConnectionClose()
+
 	h := &ctx.Response.Header
 	h.SetContentType("text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -96,7 +104,7 @@ func (rl *relay) release() {
 	rl.closeUpstream(nil)
 	fasthttp.ReleaseResponse(rl.resp)
 	rl.reader.Reset(nil)
-	rl.s, rl.r, rl.resp = nil, nil, nil
+	rl.s, rl.r, rl.resp, rl.conn = nil, nil, nil, nil
 	rl.subject = policycache.Subject{}
 	rl.names = listFilter{}
 	rl.msg.Reset()
@@ -144,6 +152,27 @@ func (rl *relay) run(w *bufio.Writer) {
 		gone = true
 	}
 	mu.Unlock()
+
+	// fasthttp tells a handler nothing of a client that leaves while a
+	// response streams; a write would find out, but only at the next event
+	// or keep-alive. The watcher reads the otherwise idle connection: EOF
+	// or an error means the client is gone. It ends when fasthttp closes
+	// the connection after the stream (Connection: close).
+	if conn := rl.conn; conn != nil {
+		go func() {
+			var b [1]byte
+			_, _ = conn.Read(b[:])
+			mu.Lock()
+			defer mu.Unlock()
+			if done || gone {
+				return
+			}
+			gone = true
+			if cancels {
+				rl.closeUpstream(errClientGone)
+			}
+		}()
+	}
 
 	var readErr error
 	for {
