@@ -19,13 +19,16 @@ import (
 // after its client went away.
 const disconnectGrace = 5 * time.Second
 
-// TestClientDisconnect checks that when a client goes away in the middle of
-// a stream, mcpgw ends the matching upstream request rather than holding it
-// (and an upstream connection) open.
+// TestClientDisconnect checks what mcpgw does with the upstream request
+// when a client goes away in the middle of a stream. A standalone GET stream
+// and a 2026-07-28 request end at once (in the modern era closing the
+// stream is the cancel signal, MCP-REQUIREMENTS.md 1.8.9). A legacy POST
+// stream is not cancelled: disconnection is not cancellation there, and the
+// gateway MUST NOT end upstream work for it (1.2.7).
 func TestClientDisconnect(t *testing.T) {
 	s := startStack(t, legacy)
 
-	t.Run("GET stream", func(t *testing.T) {
+	t.Run("legacy GET stream ends upstream", func(t *testing.T) {
 		sid, version := initialize(t, s.URL, aliceToken)
 		resp, cancel := openStream(t, http.MethodGet, s.URL, aliceToken, sid, version, nil)
 		if resp.StatusCode != http.StatusOK {
@@ -42,7 +45,7 @@ func TestClientDisconnect(t *testing.T) {
 		}
 	})
 
-	t.Run("POST stream waiting for the client's answer", func(t *testing.T) {
+	t.Run("legacy POST stream is not cancelled", func(t *testing.T) {
 		params := map[string]any{
 			"protocolVersion": "2025-11-25",
 			"capabilities":    map[string]any{"elicitation": map[string]any{}},
@@ -62,15 +65,41 @@ func TestClientDisconnect(t *testing.T) {
 			t.Fatalf("upstream is serving %d tools/call, want 1", n)
 		}
 		cancel()
-		if !s.Upstream.waitActive("POST tools/call", 0, disconnectGrace) {
-			t.Errorf("upstream tools/call still open %v after the client went away", disconnectGrace)
+		if s.Upstream.waitActive("POST tools/call", 0, time.Second) {
+			t.Errorf("upstream tools/call ended within 1s of the client going away; a legacy disconnect is not a cancellation")
+		}
+	})
+
+	t.Run("modern request is cancelled", func(t *testing.T) {
+		m := startStack(t, modern)
+		body := rpcRequest(9, "subscriptions/listen", map[string]any{
+			"_meta": map[string]any{
+				"io.modelcontextprotocol/protocolVersion":    "2026-07-28",
+				"io.modelcontextprotocol/clientCapabilities": map[string]any{},
+			},
+			"notifications": map[string]any{"toolsListChanged": true},
+		})
+		resp, cancel := openStream(t, http.MethodPost, m.URL, aliceToken, "", "2026-07-28", body, func(r *http.Request) {
+			r.Header.Del("Mcp-Session-Id")
+			r.Header.Set("Mcp-Method", "subscriptions/listen")
+		})
+		defer cancel()
+		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); resp.StatusCode != http.StatusOK || mt != "text/event-stream" {
+			t.Fatalf("subscriptions/listen: got %d %q, want 200 text/event-stream", resp.StatusCode, mt)
+		}
+		if !m.Upstream.waitActive("POST subscriptions/listen", 1, disconnectGrace) {
+			t.Fatalf("upstream is serving %d subscriptions/listen, want 1", m.Upstream.active("POST subscriptions/listen"))
+		}
+		cancel()
+		if !m.Upstream.waitActive("POST subscriptions/listen", 0, disconnectGrace) {
+			t.Errorf("upstream subscriptions/listen still open %v after the client went away", disconnectGrace)
 		}
 	})
 }
 
 // openStream sends a request whose response is a stream and returns once the
 // response headers are in; cancel abandons it (the client goes away).
-func openStream(t *testing.T, method, endpoint, token, sid, version string, body any) (*http.Response, context.CancelFunc) {
+func openStream(t *testing.T, method, endpoint, token, sid, version string, body any, edits ...func(*http.Request)) (*http.Response, context.CancelFunc) {
 	t.Helper()
 	var rd io.Reader
 	accept := "text/event-stream"
@@ -95,6 +124,9 @@ func openStream(t *testing.T, method, endpoint, token, sid, version string, body
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Mcp-Session-Id", sid)
 	req.Header.Set("Mcp-Protocol-Version", version)
+	for _, edit := range edits {
+		edit(req)
+	}
 	headers := time.AfterFunc(10*time.Second, cancel)
 	resp, err := http.DefaultClient.Do(req)
 	headers.Stop()
