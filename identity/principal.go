@@ -1,9 +1,6 @@
 package identity
 
-import (
-	"slices"
-	"strconv"
-)
+import "github.com/mcpgw/mcpgw/internal/subjectkey"
 
 // Sources of a Principal: which authenticator vouched for it.
 const (
@@ -48,65 +45,20 @@ func NewPrincipal(user string, groups []string, source string) *Principal {
 }
 
 func newPrincipal(user string, groups []string, anonymous bool, source string) *Principal {
-	sorted := canonicalGroups(groups)
+	sorted := subjectkey.Canonical(groups)
 	return &Principal{
 		User:      user,
 		Groups:    sorted,
 		Anonymous: anonymous,
-		Key:       principalKey(user, sorted, anonymous),
+		Key:       subjectkey.KeySorted(user, sorted, anonymous),
 		Source:    source,
 	}
 }
 
-// PrincipalKey returns the key of a principal: equal for equal users,
-// anonymity and sets of groups (order and duplicates do not matter), and
-// different otherwise. Each name is length-prefixed, so no choice of names
-// makes two different principals collide (user "a,b" is not user "a" in
-// group "b"):
-//
-//	key   = ("a" | "n") len ":" user *(len ":" group)   ; a: anonymous, n: not
-//	len   = decimal byte length of the name that follows
-//
-// For example user "alice" in groups "sre" and "eng" has the key
-// "n5:alice3:eng3:sre". This is the encoding of policycache.SubjectKey too,
-// so a Principal's Key can be handed to the policy cache as it is. The key holds the names themselves: treat it like
-// them (it may be logged where a user name may be).
+// PrincipalKey returns the key of a principal (internal/subjectkey): equal
+// for equal users, anonymity and sets of groups, different otherwise. It is
+// the encoding of policycache.SubjectKey too, so a Principal's Key can be
+// handed to the policy cache as it is.
 func PrincipalKey(user string, groups []string, anonymous bool) string {
-	return principalKey(user, canonicalGroups(groups), anonymous)
-}
-
-// principalKey is PrincipalKey for groups that are already canonical.
-func principalKey(user string, sorted []string, anonymous bool) string {
-	n := 1 + len(user) + 4
-	for _, g := range sorted {
-		n += len(g) + 4
-	}
-	b := make([]byte, 0, n)
-	if anonymous {
-		b = append(b, 'a')
-	} else {
-		b = append(b, 'n')
-	}
-	b = appendLengthPrefixed(b, user)
-	for _, g := range sorted {
-		b = appendLengthPrefixed(b, g)
-	}
-	return string(b)
-}
-
-func appendLengthPrefixed(b []byte, s string) []byte {
-	b = strconv.AppendInt(b, int64(len(s)), 10)
-	b = append(b, ':')
-	return append(b, s...)
-}
-
-// canonicalGroups returns a sorted copy of groups without duplicates, or nil
-// when there are none.
-func canonicalGroups(groups []string) []string {
-	if len(groups) == 0 {
-		return nil
-	}
-	sorted := slices.Clone(groups)
-	slices.Sort(sorted)
-	return slices.Clip(slices.Compact(sorted))
+	return subjectkey.Key(user, groups, anonymous)
 }
