@@ -325,3 +325,29 @@ func TestGETWithoutSessionIs405(t *testing.T) {
 		t.Errorf("GET without session: got %d Allow %q, want 405 with Allow", resp.StatusCode, resp.Header.Get("Allow"))
 	}
 }
+
+// A dual-era client probes with a 2026-07-28 request first and falls back to
+// initialize on a legacy answer (MCP-REQUIREMENTS.md 1.8.12); through the
+// gateway it must end up in the era the upstream serves.
+func TestEraProbingFallsBack(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		stateless bool
+		want      string
+	}{
+		{"legacy-only upstream", false, "2025-11-25"},
+		{"dual-era upstream", true, "2026-07-28"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			up := startUpstream(t, c.stateless)
+			gw := startGateway(t, appDef{name: "app", path: "/mcp", upstream: up.url})
+			cs := connect(t, gw.base+"/mcp", aliceToken, "", nil)
+			if got := cs.InitializeResult().ProtocolVersion; got != c.want {
+				t.Errorf("negotiated %q, want %q", got, c.want)
+			}
+			if got, want := toolNames(t, cs), []string{"get_item", "list_items", "slow_progress"}; !cmp.Equal(got, want) {
+				t.Errorf("tools/list after probing: got %v, want %v", got, want)
+			}
+		})
+	}
+}
