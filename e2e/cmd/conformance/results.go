@@ -227,12 +227,12 @@ func printTable(w io.Writer, title string, direct, gw []scenario, c comparison, 
 	}
 	tw.Flush()
 	d := sum(direct)
-	fmt.Fprintf(w, "Total direct: %d scenarios, %d checks passed, %d failed\n", d.scenarios, d.passed, d.failed)
+	fmt.Fprintf(w, "Total direct: %d scenarios; checks: %d pass, %d fail (scored and unscored)\n", d.scenarios, d.passed, d.failed)
 	if !withGw {
 		return
 	}
 	g := sum(gw)
-	fmt.Fprintf(w, "Total mcpgw:  %d scenarios, %d checks passed, %d failed\n", g.scenarios, g.passed, g.failed)
+	fmt.Fprintf(w, "Total mcpgw:  %d scenarios; checks: %d pass, %d fail (scored and unscored)\n", g.scenarios, g.passed, g.failed)
 	fmt.Fprintf(w, "Regressions (pass direct, not through mcpgw): %d\n", len(c.Regressions))
 	for _, r := range c.Regressions {
 		fmt.Fprintf(w, "  %s / %s: %s %s\n", r.Scenario, r.Check, r.Status, r.Message)
