@@ -392,10 +392,6 @@ func newMatcher(patterns []classified) (matcher, error) {
 	return m, nil
 }
 
-func (m *matcher) empty() bool {
-	return len(m.exact) == 0 && len(m.affixes) == 0 && m.re == nil
-}
-
 // match reports whether some pattern matches the whole name. It does not
 // allocate.
 func (m *matcher) match(name []byte) bool {

@@ -124,7 +124,8 @@ func TestMatcherAgreesWithRegexp(t *testing.T) {
 // wholeMatch is the reference semantics, independent of any pattern
 // rewriting: the leftmost-longest match covers the whole name.
 func wholeMatch(re *regexp.Regexp, name string) bool {
-	re = re.Copy()
+	// A fresh compile, so Longest does not change the caller's regexp.
+	re = regexp.MustCompile(re.String())
 	re.Longest()
 	loc := re.FindStringIndex(name)
 	return loc != nil && loc[0] == 0 && loc[1] == len(name)

@@ -14,8 +14,6 @@ const (
 	// codeUpstream reports that the upstream MCP server could not be
 	// reached or answered something the gateway cannot read with certainty.
 	codeUpstream = -31003
-	// codeUnavailable reports that the gateway refuses work for now.
-	codeUnavailable = -31004
 )
 
 // Messages of the gateway's own errors. They never include request data.
