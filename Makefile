@@ -46,8 +46,9 @@ run: build tools
 
 test: deps build unit fuzz-short e2e conformance
 
-unit:
+unit: tools
 	$(GO) vet $(PKGS)
+	$(BIN)/staticcheck $(PKGS)
 	$(GO) test -count=1 $(PKGS)
 
 fuzz-short:
