@@ -39,7 +39,7 @@ func (s *Server) clientFor(u *url.URL, idle time.Duration) (*upstreamClient, err
 		return c, nil
 	}
 	isTLS := u.Scheme == "https"
-	mk := func(idle time.Duration) *fasthttp.HostClient {
+	mk := func(idle time.Duration, readBuf int) *fasthttp.HostClient {
 		d := &idleDialer{idle: idle}
 		hc := &fasthttp.HostClient{
 			Addr:                          addr,
@@ -53,7 +53,7 @@ func (s *Server) clientFor(u *url.URL, idle time.Duration) (*upstreamClient, err
 			DisablePathNormalizing:        true,
 			DisableHeaderNamesNormalizing: false,
 			NoDefaultUserAgentHeader:      true,
-			ReadBufferSize:                16 << 10,
+			ReadBufferSize:                readBuf,
 			// The gateway decides about retries: a non-idempotent POST must
 			// never be sent twice.
 			RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
@@ -63,7 +63,10 @@ func (s *Server) clientFor(u *url.URL, idle time.Duration) (*upstreamClient, err
 		}
 		return hc
 	}
-	c := &upstreamClient{key: key, calls: mk(idle), listen: mk(0)}
+	// Calls read whole JSON answers (a 1,000-tool list is ~100 KiB), so a
+	// larger buffer saves reads; a GET stream is mostly idle, and there may
+	// be ten thousand of them, so it gets a small one.
+	c := &upstreamClient{key: key, calls: mk(idle, 16<<10), listen: mk(0, 4<<10)}
 	s.clients[key] = c
 	return c, nil
 }
