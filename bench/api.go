@@ -42,6 +42,11 @@ type LoadConfig struct {
 	// Progress, when not nil, receives a one-line status about once a
 	// second while the run goes on.
 	Progress func(line string)
+	// Timeout bounds each request, from the send to the whole answer
+	// (default 30 s); an answer later than that counts as "timeout".
+	Timeout time.Duration
+	// Insecure skips verifying the TLS certificate of an https URL.
+	Insecure bool
 }
 
 // MixEntry is one method of a request mix and its weight.
@@ -62,6 +67,9 @@ type Result struct {
 	// Histogram lists (upper bound in microseconds, count) pairs of the
 	// latency distribution, for plots.
 	Histogram [][2]int64 `json:"histogram,omitempty"`
+	// ProgressEvents counts the notifications/progress events received
+	// in answers to measured requests.
+	ProgressEvents int64 `json:"progress_events,omitempty"`
 }
 
 // Percentiles of request latency, in microseconds.
