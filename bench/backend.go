@@ -25,6 +25,12 @@ const (
 
 var legacyVersions = []string{"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"}
 
+// keepAliveChunk is one ": keepalive" comment in chunked framing: its size
+// in hex, CRLF, the bytes, CRLF.
+var keepAliveChunk = []byte(strconv.FormatInt(int64(len(keepAliveComment)), 16) + "\r\n" + keepAliveComment + "\r\n")
+
+const keepAliveComment = ": keepalive\n\n"
+
 // keepAliveEvery is how often an idle GET stream gets a ": keepalive"
 // comment.
 const keepAliveEvery = 15 * time.Second
@@ -479,7 +485,6 @@ func (b *backend) idleStream(c net.Conn, sid string) {
 	}()
 	const header = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n" +
 		"X-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\n\r\n"
-	const keepAlive = "e\r\n: keepalive\n\n\r\n" // one chunk of 14 bytes
 	if _, err := c.Write([]byte(header)); err != nil {
 		return
 	}
@@ -494,7 +499,7 @@ func (b *backend) idleStream(c net.Conn, sid string) {
 		case err == nil:
 			// The client sent bytes on a stream it may not use; ignore them.
 		case errors.As(err, &ne) && ne.Timeout():
-			if _, err := c.Write([]byte(keepAlive)); err != nil {
+			if _, err := c.Write(keepAliveChunk); err != nil {
 				return
 			}
 		default:

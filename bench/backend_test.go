@@ -2,12 +2,14 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"strings"
 	"testing"
 	"time"
@@ -396,5 +398,15 @@ func TestServeGoSDKClient(t *testing.T) {
 				t.Errorf("ListResources: %v", err)
 			}
 		})
+	}
+}
+
+// The idle GET stream writes its chunked framing by hand; a strict decoder
+// (fasthttp's, net/http's) must read back exactly one keep-alive comment.
+func TestKeepAliveChunkFraming(t *testing.T) {
+	r := httputil.NewChunkedReader(bytes.NewReader(append(append([]byte(nil), keepAliveChunk...), "0\r\n\r\n"...)))
+	got, err := io.ReadAll(r)
+	if err != nil || string(got) != keepAliveComment {
+		t.Errorf("decoded %q (%v), want %q", got, err, keepAliveComment)
 	}
 }
