@@ -48,6 +48,9 @@ type Server struct {
 	streamsMu sync.Mutex // guards streams and closing
 	streams   map[*relay]struct{}
 	closing   bool
+	// streamsDone counts running streams. They run on hijacked
+	// connections, which fasthttp's Shutdown no longer waits for.
+	streamsDone sync.WaitGroup
 }
 
 // state is a compiled Snapshot: immutable once stored.
@@ -209,6 +212,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.streamsMu.Unlock()
 	err := s.srv.ShutdownWithContext(ctx)
+	waited := make(chan struct{})
+	go func() { s.streamsDone.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
 	s.mu.Lock()
 	for key, c := range s.clients {
 		delete(s.clients, key)

@@ -1,11 +1,11 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -41,7 +41,8 @@ type relay struct {
 	answered  int
 	out       []byte
 	tmp       []byte
-	conn      net.Conn // the client's connection, watched for EOF
+	head      []byte // the serialized response headers
+	chunk     []byte // the chunk being written
 	modern    bool
 	listen    bool // a standalone GET stream: no originating request
 	priming   bool // forward priming events (client negotiated >= 2025-11-25)
@@ -74,20 +75,24 @@ func (s *Server) startRelay(ctx *fasthttp.RequestCtx, r *route, ex *exchange, re
 		rl.reader.Reset(resp.BodyStream())
 	}
 
-	// The stream owns its connection: nothing is read from it while the
-	// response streams except by the relay's watcher, which learns at once
-	// that the client went away; the connection closes after the stream.
-	rl.conn = ctx.Conn()
-	ctx.SetConnectionClose()
-
 	h := &ctx.Response.Header
 	h.SetContentType("text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	// Reverse proxies in front of the gateway must not buffer the stream
 	// (MCP-REQUIREMENTS.md P-2, 1.8.8).
 	h.Set("X-Accel-Buffering", "no")
-	ctx.SetStatusCode(fasthttp.StatusOK)
-	ctx.SetBodyStreamWriter(rl.run)
+	h.SetStatusCode(fasthttp.StatusOK)
+	h.SetContentLength(-1) // chunked
+	h.SetConnectionClose()
+	rl.head = h.AppendBytes(rl.head[:0])
+
+	// The stream takes its connection over: fasthttp's connection goroutine
+	// and buffers go, and the relay writes HTTP/1.1 chunks straight to the
+	// socket, one write per event. An idle stream then costs a goroutine
+	// blocked on the upstream, the watcher and a few small buffers, which
+	// is what holding ten thousand of them needs.
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(rl.serve)
 }
 
 func (rl *relay) closeUpstream(err error) {
@@ -104,7 +109,7 @@ func (rl *relay) release() {
 	rl.closeUpstream(nil)
 	fasthttp.ReleaseResponse(rl.resp)
 	rl.reader.Reset(nil)
-	rl.s, rl.r, rl.resp, rl.conn = nil, nil, nil, nil
+	rl.s, rl.r, rl.resp = nil, nil, nil
 	rl.subject = policycache.Subject{}
 	rl.names = listFilter{}
 	rl.msg.Reset()
@@ -112,67 +117,77 @@ func (rl *relay) release() {
 	relayPool.Put(rl)
 }
 
-// run is the stream writer. Keep-alive comments come from a timer under
-// the same mutex as event writes. When the client goes away, a 2026-07-28
-// request (and a GET stream) is cancelled by closing the upstream; a legacy
-// request is drained to its end instead, since disconnection is not
-// cancellation there (MCP-REQUIREMENTS.md 1.2.7, 1.8.9).
-func (rl *relay) run(w *bufio.Writer) {
+// serve runs the stream on the hijacked connection c. Keep-alive comments
+// come from a timer under the same mutex as event writes. When the client
+// goes away, a 2026-07-28 request (and a GET stream) is cancelled by closing
+// the upstream; a legacy request is drained to its end instead, since
+// disconnection is not cancellation there (MCP-REQUIREMENTS.md 1.2.7,
+// 1.8.9). fasthttp closes c when serve returns.
+func (rl *relay) serve(c net.Conn) {
+	s := rl.s
 	defer rl.release()
-	if !rl.s.track(rl) {
+	if !s.track(rl) {
 		return
 	}
-	defer rl.s.untrack(rl)
+	defer s.untrack(rl)
 	var (
-		mu   sync.Mutex // guards w, gone and done
+		mu   sync.Mutex // guards c's writes, rl.chunk, gone and done
 		gone bool
 		done bool
 		ka   *time.Timer
 	)
 	cancels := rl.modern || rl.listen
+	// write sends one chunk; mu must be held.
+	write := func(p []byte) {
+		if gone {
+			return
+		}
+		rl.chunk = appendChunk(rl.chunk[:0], p)
+		if _, err := c.Write(rl.chunk); err != nil {
+			gone = true
+			if cancels {
+				rl.closeUpstream(errClientGone)
+			}
+		}
+	}
 	ka = time.AfterFunc(rl.keepAlive, func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if done || gone {
 			return
 		}
-		_, _ = w.Write(keepAliveComment)
-		if w.Flush() != nil {
-			gone = true
-			if cancels {
-				rl.closeUpstream(errClientGone)
-			}
-			return
-		}
+		write(keepAliveComment)
 		ka.Reset(rl.keepAlive)
 	})
-	// Headers go out at once, before the first event.
+
+	// The headers go out at once: the client learns that its stream is
+	// open now, not with the first event, which on an idle GET stream may
+	// be minutes away.
 	mu.Lock()
-	if w.Flush() != nil {
+	if _, err := c.Write(rl.head); err != nil {
 		gone = true
 	}
 	mu.Unlock()
 
-	// fasthttp tells a handler nothing of a client that leaves while a
-	// response streams; a write would find out, but only at the next event
-	// or keep-alive. The watcher reads the otherwise idle connection: EOF
-	// or an error means the client is gone. It ends when fasthttp closes
-	// the connection after the stream (Connection: close).
-	if conn := rl.conn; conn != nil {
-		go func() {
-			var b [1]byte
-			_, _ = conn.Read(b[:])
-			mu.Lock()
-			defer mu.Unlock()
-			if done || gone {
-				return
-			}
-			gone = true
-			if cancels {
-				rl.closeUpstream(errClientGone)
-			}
-		}()
-	}
+	// While the response streams, nothing else reads the connection. The
+	// watcher does: EOF or an error means the client is gone, which a write
+	// would only find at the next event or keep-alive. serve stops it and
+	// waits for it before returning: fasthttp recycles c's wrapper then.
+	watcher := make(chan struct{})
+	go func() {
+		defer close(watcher)
+		var b [1]byte
+		_, _ = c.Read(b[:])
+		mu.Lock()
+		defer mu.Unlock()
+		if done || gone {
+			return
+		}
+		gone = true
+		if cancels {
+			rl.closeUpstream(errClientGone)
+		}
+	}()
 
 	var readErr error
 	for {
@@ -185,16 +200,10 @@ func (rl *relay) run(w *bufio.Writer) {
 			continue
 		}
 		mu.Lock()
-		if !gone {
-			_, _ = w.Write(out)
-			if w.Flush() != nil {
-				gone = true
-			}
-		}
+		write(out)
 		g := gone
 		mu.Unlock()
 		if g && cancels {
-			rl.closeUpstream(errClientGone)
 			break
 		}
 		ka.Reset(rl.keepAlive)
@@ -208,13 +217,29 @@ func (rl *relay) run(w *bufio.Writer) {
 		for _, p := range rl.pending {
 			ev := jsonrpc.Event{HasData: true, Data: jsonrpc.AppendError(rl.tmp[:0], p.id, codeUpstream, msgUpstreamDown, nil)}
 			rl.out = jsonrpc.AppendEvent(rl.out[:0], &ev)
-			_, _ = w.Write(rl.out)
+			write(rl.out)
 		}
-		_ = w.Flush()
+	}
+	if !gone {
+		_, _ = c.Write(lastChunk)
 	}
 	done = true
 	mu.Unlock()
 	ka.Stop()
+	_ = c.SetReadDeadline(time.Now())
+	<-watcher
+}
+
+// lastChunk ends a chunked body (RFC 9112 section 7.1).
+var lastChunk = []byte("0\r\n\r\n")
+
+// appendChunk frames p as one HTTP/1.1 chunk: its size in hex, CRLF, the
+// bytes, CRLF.
+func appendChunk(dst, p []byte) []byte {
+	dst = strconv.AppendInt(dst, int64(len(p)), 16)
+	dst = append(dst, '\r', '\n')
+	dst = append(dst, p...)
+	return append(dst, '\r', '\n')
 }
 
 // process decides what to send for the current event: its exact bytes, a
@@ -367,6 +392,7 @@ func (s *Server) track(rl *relay) bool {
 		return false
 	}
 	s.streams[rl] = struct{}{}
+	s.streamsDone.Add(1)
 	return true
 }
 
@@ -374,4 +400,5 @@ func (s *Server) untrack(rl *relay) {
 	s.streamsMu.Lock()
 	delete(s.streams, rl)
 	s.streamsMu.Unlock()
+	s.streamsDone.Done()
 }

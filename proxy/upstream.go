@@ -39,14 +39,14 @@ func (s *Server) clientFor(u *url.URL, idle time.Duration) (*upstreamClient, err
 		return c, nil
 	}
 	isTLS := u.Scheme == "https"
-	mk := func(idle time.Duration, readBuf int) *fasthttp.HostClient {
+	mk := func(idle time.Duration, readBuf, maxConns int) *fasthttp.HostClient {
 		d := &idleDialer{idle: idle}
 		hc := &fasthttp.HostClient{
 			Addr:                          addr,
 			Name:                          "mcpgw",
 			IsTLS:                         isTLS,
 			Dial:                          d.dial,
-			MaxConns:                      4096,
+			MaxConns:                      maxConns,
 			MaxIdleConnDuration:           30 * time.Second,
 			WriteTimeout:                  30 * time.Second,
 			StreamResponseBody:            true,
@@ -66,7 +66,9 @@ func (s *Server) clientFor(u *url.URL, idle time.Duration) (*upstreamClient, err
 	// Calls read whole JSON answers (a 1,000-tool list is ~100 KiB), so a
 	// larger buffer saves reads; a GET stream is mostly idle, and there may
 	// be ten thousand of them, so it gets a small one.
-	c := &upstreamClient{key: key, calls: mk(idle, 16<<10), listen: mk(0, 4<<10)}
+	// Each GET stream holds its upstream connection for its whole life, so
+	// that pool is bounded by file descriptors, not by a small cap.
+	c := &upstreamClient{key: key, calls: mk(idle, 16<<10, 4096), listen: mk(0, 4<<10, 1<<20)}
 	s.clients[key] = c
 	return c, nil
 }
