@@ -31,6 +31,7 @@ func main() {
 
 const usage = `usage: mcpgw-bench [run] --url URL [flags]
        mcpgw-bench backend [--listen ADDR] [--tools N] [--sse] [--delay D] [--sessions]
+       mcpgw-bench streams --url URL [--token T] [--streams N] [--hold D] [--json]
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -40,6 +41,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return runLoad(ctx, args[1:], stdout, stderr)
 		case "backend":
 			return runBackend(ctx, args[1:], stdout, stderr)
+		case "streams":
+			return runStreams(ctx, args[1:], stdout, stderr)
 		case "help", "-h", "-help", "--help":
 			fmt.Fprint(stdout, usage)
 			return 0
@@ -156,6 +159,61 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	err := bench.Serve(ctx, cfg, func(a net.Addr) { fmt.Fprintln(stdout, a.String()) })
 	if err != nil {
 		fmt.Fprintf(stderr, "mcpgw-bench backend: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// runStreams opens many sessions with an idle GET stream each and holds
+// them: the memory test of a gateway (issue 3: 10,000 idle SSE streams).
+func runStreams(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("streams", stderr)
+	url := fs.String("url", "", "MCP endpoint (plain http)")
+	token := fs.String("token", "", "bearer token")
+	n := fs.Int("streams", 10000, "sessions to open, each with one GET stream")
+	parallel := fs.Int("parallel", 64, "streams being opened at once")
+	hold := fs.Duration("hold", 30*time.Second, "how long to hold them once open (0: until interrupted)")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	if code, ok := parse(fs, args, stderr); !ok {
+		return code
+	}
+	if *url == "" {
+		fmt.Fprintln(stderr, "mcpgw-bench streams: --url is required")
+		return 2
+	}
+	if *hold > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-time.After(*hold):
+			case <-ctx.Done():
+			}
+			cancel()
+		}()
+	}
+	cfg := bench.StreamsConfig{URL: *url, Token: *token, Streams: *n, Parallel: *parallel,
+		Progress: func(line string) { fmt.Fprintln(stderr, line) }}
+	res, err := bench.HoldStreams(ctx, cfg, func(r *bench.StreamsResult) {
+		fmt.Fprintf(stderr, "held: %d open, %d failed in %v\n", r.Opened, r.Failed, r.OpenTime.Round(time.Millisecond))
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "mcpgw-bench streams:", err)
+		return 2
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(res)
+	} else {
+		fmt.Fprintf(stdout, "opened %d, failed %d, closed by the server while held %d, open time %v\n",
+			res.Opened, res.Failed, res.Closed, res.OpenTime.Round(time.Millisecond))
+		if res.FirstErr != "" {
+			fmt.Fprintln(stdout, "first error:", res.FirstErr)
+		}
+	}
+	if res.Failed > 0 || res.Closed > 0 {
 		return 1
 	}
 	return 0
