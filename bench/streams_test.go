@@ -11,7 +11,9 @@ func TestHoldStreams(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addr := make(chan net.Addr, 1)
-	go func() { _ = Serve(ctx, BackendConfig{Listen: "127.0.0.1:0", Tools: 1, Sessions: true}, func(a net.Addr) { addr <- a }) }()
+	go func() {
+		_ = Serve(ctx, BackendConfig{Listen: "127.0.0.1:0", Tools: 1, Sessions: true}, func(a net.Addr) { addr <- a })
+	}()
 	var url string
 	select {
 	case a := <-addr:
