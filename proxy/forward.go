@@ -87,7 +87,9 @@ func (s *Server) forwardPost(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p
 			s.relayInitStream(ctx, r, ex, p, resp)
 			return
 		}
-		s.startRelay(ctx, r, ex, resp, sess, modern, false)
+		// subscriptions/listen lives as long as the client wants it.
+		long := len(ex.pending) == 1 && bytes.Equal(ex.msg.Method, []byte("subscriptions/listen"))
+		s.startRelay(ctx, r, ex, resp, sess, modern, false, long)
 		return
 	}
 	fasthttp.ReleaseRequest(req)

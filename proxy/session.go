@@ -62,7 +62,7 @@ func (s *Server) serveGet(ctx *fasthttp.RequestCtx, r *route, p *identity.Princi
 	status := resp.StatusCode()
 	if status == fasthttp.StatusOK && isMediaType(resp.Header.ContentType(), "text/event-stream") {
 		ex.subject = subjectOf(p)
-		s.startRelay(ctx, r, ex, resp, &sess, false, true)
+		s.startRelay(ctx, r, ex, resp, &sess, false, true, true)
 		return
 	}
 	closeResponse(resp)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -55,7 +56,12 @@ type relay struct {
 var relayPool = sync.Pool{New: func() any { return new(relay) }}
 
 // startRelay answers the client with an SSE stream fed from resp.
-func (s *Server) startRelay(ctx *fasthttp.RequestCtx, r *route, ex *exchange, resp *fasthttp.Response, sess *identity.Session, modern, listen bool) {
+//
+// A stream that lives as long as the client wants it (a standalone GET
+// stream, a 2026-07-28 subscriptions/listen) takes its connection over; a
+// request's stream, which ends with its answer, keeps the connection for
+// the client's next request.
+func (s *Server) startRelay(ctx *fasthttp.RequestCtx, r *route, ex *exchange, resp *fasthttp.Response, sess *identity.Session, modern, listen, long bool) {
 	rl := relayPool.Get().(*relay)
 	rl.s, rl.r, rl.resp = s, r, resp
 	rl.subject = ex.subject
@@ -82,10 +88,15 @@ func (s *Server) startRelay(ctx *fasthttp.RequestCtx, r *route, ex *exchange, re
 	// (MCP-REQUIREMENTS.md P-2, 1.8.8).
 	h.Set("X-Accel-Buffering", "no")
 	h.SetStatusCode(fasthttp.StatusOK)
+	if !long {
+		// The headers go out at once, before the first event.
+		ctx.Response.ImmediateHeaderFlush = true
+		ctx.SetBodyStreamWriter(rl.run)
+		return
+	}
 	h.SetContentLength(-1) // chunked
 	h.SetConnectionClose()
 	rl.head = h.AppendBytes(rl.head[:0])
-
 	// The stream takes its connection over: fasthttp's connection goroutine
 	// and buffers go, and the relay writes HTTP/1.1 chunks straight to the
 	// socket, one write per event. An idle stream then costs a goroutine
@@ -117,33 +128,69 @@ func (rl *relay) release() {
 	relayPool.Put(rl)
 }
 
-// serve runs the stream on the hijacked connection c. Keep-alive comments
-// come from a timer under the same mutex as event writes. When the client
-// goes away, a 2026-07-28 request (and a GET stream) is cancelled by closing
-// the upstream; a legacy request is drained to its end instead, since
-// disconnection is not cancellation there (MCP-REQUIREMENTS.md 1.2.7,
-// 1.8.9). fasthttp closes c when serve returns.
-func (rl *relay) serve(c net.Conn) {
-	s := rl.s
+// run relays a request's stream through fasthttp's stream writer, which
+// keeps the connection for the client's next request. Nothing watches the
+// connection meanwhile (fasthttp reads the next request from it
+// afterwards), so a departed client is noticed at the next write: an event
+// or a keep-alive comment.
+func (rl *relay) run(w *bufio.Writer) {
 	defer rl.release()
-	if !s.track(rl) {
+	if !rl.s.track(rl) {
 		return
 	}
-	defer s.untrack(rl)
+	defer rl.s.untrack(rl)
+	rl.pump(func(p []byte) error {
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+		return w.Flush()
+	}, nil)
+}
+
+// serve runs a long-lived stream on the hijacked connection c: it writes
+// the headers, then one chunk per event, and watches c for the client
+// leaving. fasthttp closes c when serve returns.
+func (rl *relay) serve(c net.Conn) {
+	defer rl.release()
+	if !rl.s.track(rl) {
+		return
+	}
+	defer rl.s.untrack(rl)
+	if _, err := c.Write(rl.head); err != nil {
+		return
+	}
+	if !rl.pump(func(p []byte) error {
+		rl.chunk = appendChunk(rl.chunk[:0], p)
+		_, err := c.Write(rl.chunk)
+		return err
+	}, c) {
+		_, _ = c.Write(lastChunk)
+	}
+}
+
+// pump reads upstream events and sends what process makes of them, with
+// keep-alive comments from a timer in between, under one mutex. When the
+// client goes away, a 2026-07-28 request (and a standalone stream) is
+// cancelled by closing the upstream; a legacy request is drained to its end
+// instead, since disconnection is not cancellation there
+// (MCP-REQUIREMENTS.md 1.2.7, 1.8.9). watch, when not nil, is the client's
+// connection, read by a watcher goroutine that notices the client leaving
+// at once; pump stops the watcher and waits for it before returning. It
+// reports whether the client went away.
+func (rl *relay) pump(send func([]byte) error, watch net.Conn) bool {
 	var (
-		mu   sync.Mutex // guards c's writes, rl.chunk, gone and done
+		mu   sync.Mutex // guards send, gone and done
 		gone bool
 		done bool
 		ka   *time.Timer
 	)
 	cancels := rl.modern || rl.listen
-	// write sends one chunk; mu must be held.
+	// write sends p; mu must be held.
 	write := func(p []byte) {
 		if gone {
 			return
 		}
-		rl.chunk = appendChunk(rl.chunk[:0], p)
-		if _, err := c.Write(rl.chunk); err != nil {
+		if send(p) != nil {
 			gone = true
 			if cancels {
 				rl.closeUpstream(errClientGone)
@@ -160,34 +207,27 @@ func (rl *relay) serve(c net.Conn) {
 		ka.Reset(rl.keepAlive)
 	})
 
-	// The headers go out at once: the client learns that its stream is
-	// open now, not with the first event, which on an idle GET stream may
-	// be minutes away.
-	mu.Lock()
-	if _, err := c.Write(rl.head); err != nil {
-		gone = true
+	var watcher chan struct{}
+	if watch != nil {
+		// While the response streams, nothing else reads the connection:
+		// EOF or an error means the client is gone, which a write would
+		// only find at the next event or keep-alive.
+		watcher = make(chan struct{})
+		go func() {
+			defer close(watcher)
+			var b [1]byte
+			_, _ = watch.Read(b[:])
+			mu.Lock()
+			defer mu.Unlock()
+			if done || gone {
+				return
+			}
+			gone = true
+			if cancels {
+				rl.closeUpstream(errClientGone)
+			}
+		}()
 	}
-	mu.Unlock()
-
-	// While the response streams, nothing else reads the connection. The
-	// watcher does: EOF or an error means the client is gone, which a write
-	// would only find at the next event or keep-alive. serve stops it and
-	// waits for it before returning: fasthttp recycles c's wrapper then.
-	watcher := make(chan struct{})
-	go func() {
-		defer close(watcher)
-		var b [1]byte
-		_, _ = c.Read(b[:])
-		mu.Lock()
-		defer mu.Unlock()
-		if done || gone {
-			return
-		}
-		gone = true
-		if cancels {
-			rl.closeUpstream(errClientGone)
-		}
-	}()
 
 	var readErr error
 	for {
@@ -220,14 +260,17 @@ func (rl *relay) serve(c net.Conn) {
 			write(rl.out)
 		}
 	}
-	if !gone {
-		_, _ = c.Write(lastChunk)
-	}
 	done = true
+	g := gone
 	mu.Unlock()
 	ka.Stop()
-	_ = c.SetReadDeadline(time.Now())
-	<-watcher
+	if watcher != nil {
+		// fasthttp recycles the hijacked connection's wrapper once serve
+		// returns: the watcher must be out of it by then.
+		_ = watch.SetReadDeadline(time.Now())
+		<-watcher
+	}
+	return g
 }
 
 // lastChunk ends a chunked body (RFC 9112 section 7.1).
