@@ -1,0 +1,181 @@
+//go:build unix
+
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// SoakOptions configures a soak (make soak): constant load through mcpgw
+// while its memory and threads are sampled.
+type SoakOptions struct {
+	Bin     string // folder holding mcpgw and mcpgw-bench
+	WorkDir string
+
+	Duration    time.Duration // of the sampled load (default 2m)
+	Interval    time.Duration // between samples (default Duration/30, 1s to 10s)
+	Concurrency int           // connections (default 64)
+	Payload     int           // tools/call argument bytes (default 2 KiB)
+	// Rate is the open-loop arrival rate; 0 takes half of what mcpgw
+	// reaches in a 5 s closed-loop probe.
+	Rate float64
+
+	Log io.Writer
+}
+
+// Soak starts the backend and mcpgw, applies constant open-loop load through
+// mcpgw and samples its process every Interval.
+func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
+	if o.Duration <= 0 {
+		o.Duration = 2 * time.Minute
+	}
+	if o.Interval <= 0 {
+		o.Interval = min(max(o.Duration/30, time.Second), 10*time.Second)
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 64
+	}
+	if o.Payload <= 0 {
+		o.Payload = 2 << 10
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	rep := &SoakReport{Started: time.Now(), Machine: ReadMachineInfo(ctx, "", "")}
+	st, err := startStack(ctx, stackOptions{bin: o.Bin, dir: o.WorkDir, tools: 100, listerTools: "tool_0000[0-9]", log: o.Log})
+	if err != nil {
+		return nil, err
+	}
+	defer st.stop()
+	if err := st.verify(ctx, 100); err != nil {
+		return nil, err
+	}
+	url := st.gw.Frontend()
+
+	rep.Rate = o.Rate
+	if rep.Rate <= 0 {
+		probe, err := Run(ctx, LoadConfig{URL: url, Token: st.gw.CallerToken, Concurrency: o.Concurrency, Payload: o.Payload, Duration: 5 * time.Second, Warmup: time.Second})
+		if err != nil {
+			return nil, fmt.Errorf("bench: probing mcpgw's throughput: %w", err)
+		}
+		if p := MeasurementProblem(probe); p != "" {
+			return nil, fmt.Errorf("bench: probing mcpgw's throughput: %s", p)
+		}
+		rep.Rate = probe.Throughput / 2
+		fmt.Fprintf(o.Log, "probe: mcpgw reaches %s req/s closed loop; soaking at %s req/s\n", thousands(probe.Throughput), thousands(rep.Rate))
+	}
+
+	pid := st.gateway.pid()
+	var (
+		mu      sync.Mutex // guards samples
+		samples []SoakSample
+	)
+	sctx, stopSampling := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	const warmup = 10 * time.Second
+	go func() {
+		defer wg.Done()
+		// Sample the measured load only, not its warm-up.
+		select {
+		case <-sctx.Done():
+			return
+		case <-time.After(warmup):
+		}
+		start := time.Now()
+		tick := time.NewTicker(o.Interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-tick.C:
+			}
+			s, err := sampleProcess(pid)
+			if err != nil {
+				continue // the process is gone; st.alive reports it
+			}
+			s.At = time.Since(start)
+			mu.Lock()
+			samples = append(samples, s)
+			mu.Unlock()
+			fmt.Fprintf(o.Log, "  %6s  rss %7.1f MiB  threads %3d  fds %4d\n", s.At.Round(time.Second), float64(s.RSSKiB)/1024, s.Threads, s.FDs)
+		}
+	}()
+	res, err := Run(ctx, LoadConfig{
+		URL: url, Token: st.gw.CallerToken, Concurrency: o.Concurrency, Payload: o.Payload,
+		Rate: rep.Rate, Duration: o.Duration, Warmup: warmup,
+	})
+	stopSampling()
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	rep.Samples = samples
+	if err != nil {
+		rep.Problems = append(rep.Problems, err.Error())
+	} else {
+		rep.Load = res
+		if p := MeasurementProblem(res); p != "" {
+			rep.Problems = append(rep.Problems, p)
+		}
+	}
+	if err := st.alive(); err != nil {
+		rep.Problems = append(rep.Problems, err.Error())
+	}
+	rep.Checks = SoakChecks(samples)
+	if len(rep.Checks) == 0 {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("only %d samples: too few to tell a trend", len(samples)))
+	}
+	return rep, nil
+}
+
+// sampleProcess reads VmRSS and Threads from /proc/PID/status and counts
+// /proc/PID/fd.
+func sampleProcess(pid int) (SoakSample, error) {
+	var s SoakSample
+	dir := "/proc/" + strconv.Itoa(pid)
+	f, err := os.Open(dir + "/status")
+	if err != nil {
+		return s, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(v)
+		if len(fields) == 0 {
+			continue
+		}
+		n, err := strconv.ParseInt(fields[0], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "VmRSS":
+			s.RSSKiB = n // "VmRSS:	  12345 kB"
+		case "Threads":
+			s.Threads = n
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return s, err
+	}
+	fds, err := os.ReadDir(dir + "/fd")
+	if err != nil {
+		return s, err
+	}
+	s.FDs = int64(len(fds))
+	return s, nil
+}
