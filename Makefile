@@ -68,8 +68,30 @@ e2e: deps build
 conformance: deps build
 	BIN=$(BIN) E2E_NODE_MODULES=$(E2E_NODE) ./e2e/conformance.sh
 
-bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./jsonrpc ./policycache
+# make bench: the comparison runner (bench/cmd/compare, BENCHMARKS.md) drives
+# the mock backend directly, through nginx and through mcpgw, interleaved, and
+# writes bench/results/latest.{json,md,svg}. BENCH_FLAGS passes options, e.g.
+# BENCH_FLAGS="--rounds 5 --scenarios s1,s2". make soak holds constant load
+# through mcpgw for $(SOAK) and fails if its memory or threads grow.
+SOAK        ?= 2m
+BENCH_FLAGS ?=
+.PHONY: bench-micro bench-deps bench-tool soak
+
+bench: bench-deps build bench-tool
+	$(GO) run ./bench/cmd/compare --bin $(BIN) --out bench/results $(BENCH_FLAGS)
+
+bench-micro:
+	$(GO) test -run='^$$' -bench=. -benchmem ./jsonrpc ./policycache ./identity
+
+# nginx from Debian's packages, for the comparison.
+bench-deps:
+	@nginx -v >/dev/null 2>&1 || { apt-get update && apt-get install -y nginx; }
+
+bench-tool:
+	$(GO) build -trimpath -o $(BIN)/mcpgw-bench ./cmd/mcpgw-bench
+
+soak: build bench-tool
+	$(GO) run ./bench/cmd/compare --bin $(BIN) --out bench/results --soak $(SOAK)
 
 check: tools
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
