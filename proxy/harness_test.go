@@ -24,6 +24,7 @@ import (
 const (
 	aliceToken = "alice-token-0123456789"
 	bobToken   = "bob-token-0123456789"
+	carolToken = "carol-token-0123456789"
 )
 
 // upstream is a Go SDK MCP server that counts tool invocations and records
@@ -112,6 +113,8 @@ func testPolicy(t *testing.T, apps ...string) *policycache.Policy {
 			{Name: "readers", Groups: []string{"engineers"}, Tools: []string{"list_.*", "get_.*", "slow_progress"}, DenyTools: []string{"get_secret.*"}, Prompts: []string{".*"}},
 			{Name: "sre", Groups: []string{"sre"}, Tools: []string{"list_.*", "delete_.*"}, Arguments: map[string]string{"/environment": "dev|staging"}},
 			{Name: "anyone", Anonymous: true, Tools: []string{".*"}, Prompts: []string{".*"}, Resources: []string{".*"}},
+			{Name: "oncall-reads", Groups: []string{"oncall"}, Tools: []string{"list_.*"}},
+			{Name: "prod-writes", Groups: []string{"oncall"}, Tools: []string{"delete_.*"}, Approval: true},
 		}})
 	}
 	pol, err := policycache.Compile(specs, policycache.Options{})
@@ -152,6 +155,7 @@ func startGateway(t *testing.T, apps ...appDef) *gateway {
 		DevUsers: identity.NewDevUsers([]identity.DevUser{
 			{Token: aliceToken, User: "alice@example.com", Groups: []string{"engineers"}},
 			{Token: bobToken, User: "bob@example.com", Groups: []string{"sre"}},
+			{Token: carolToken, User: "carol@example.com", Groups: []string{"oncall"}},
 		}),
 		MaxBody:         64 << 10,
 		UpstreamTimeout: 5 * time.Second,

@@ -351,3 +351,25 @@ func TestEraProbingFallsBack(t *testing.T) {
 		})
 	}
 }
+
+// A tool allowed only through an approval rule is listed, but a call is
+// answered by the gateway with the approval error and never forwarded
+// until grants exist (DESIGN.md "Policy semantics").
+func TestApprovalOnlyToolsAreVisibleButRefused(t *testing.T) {
+	up := startUpstream(t, true)
+	gw := startGateway(t, appDef{name: "app", path: "/mcp", upstream: up.url})
+	resp, body := post(t, gw.base+"/mcp", carolToken, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"delete_items"`) {
+		t.Fatalf("tools/list: got %d, want delete_items listed for approval; body %s", resp.StatusCode, body)
+	}
+	resp, body = post(t, gw.base+"/mcp", carolToken, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delete_items"}}`, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("tools/call: got %d %s, want 200 with a JSON-RPC error", resp.StatusCode, body)
+	}
+	if code, msg := rpcError(t, body); code != codeApprovalRequired || !strings.Contains(msg, "approval") {
+		t.Errorf("got %d %q, want %d and a message about approval", code, msg, codeApprovalRequired)
+	}
+	if got := up.count("delete_items"); got != 0 {
+		t.Errorf("the call reached the upstream %d times, want 0", got)
+	}
+}
