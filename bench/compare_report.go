@@ -105,8 +105,9 @@ type TargetRuns struct {
 	// Median is the round whose key metric (throughput in a closed loop,
 	// p99 in an open loop) is the median of the rounds; reporting one real
 	// round keeps its percentiles consistent with each other.
-	Median *Result   `json:"median,omitempty"`
-	Rounds []*Result `json:"rounds"`
+	Median      *Result   `json:"median,omitempty"`
+	MedianRound int       `json:"median_round,omitempty"` // Median's place in Rounds, from 1
+	Rounds      []*Result `json:"rounds"`
 	// OtherCPU is, per round, how many cores' worth of CPU processes
 	// other than the runner, backend, nginx and mcpgw used meanwhile.
 	OtherCPU []float64 `json:"other_cpu_cores"`
@@ -237,9 +238,10 @@ func (s *ScenarioReport) Summarize() {
 	}
 	for i := range s.Targets {
 		t := &s.Targets[i]
-		t.Median = nil
+		t.Median, t.MedianRound = nil, 0
 		if t.Error == "" && len(t.Rounds) > 0 {
-			t.Median = t.Rounds[MedianIndex(t.Rounds, key)]
+			i := MedianIndex(t.Rounds, key)
+			t.Median, t.MedianRound = t.Rounds[i], i+1
 		}
 	}
 	s.Saturated = nil
@@ -383,19 +385,31 @@ func writeScenarioTable(b *strings.Builder, s *ScenarioReport) {
 			formatRatio(row.r.P99), formatRatio(row.r.P999))
 	}
 	b.WriteString("\n")
-	worst := 0.0
-	for _, t := range s.Targets {
-		for _, c := range t.OtherCPU {
-			worst = max(worst, c)
+	if worst, inMedians := otherCPUWorst(s); worst > MaxOtherCPU {
+		fmt.Fprintf(b, "Other processes used up to %.2f cores during a round of this scenario, at most %.2f during the median rounds reported", worst, inMedians)
+		if inMedians > MaxOtherCPU {
+			b.WriteString(": the machine was not quiet, so compare with care")
 		}
-	}
-	if worst > MaxOtherCPU {
-		fmt.Fprintf(b, "Other processes used up to %.2f cores during these measurements: the machine was not quiet, so compare with care.\n\n", worst)
+		b.WriteString(".\n\n")
 	}
 	if len(s.Saturated) > 0 {
 		fmt.Fprintf(b, "Did not keep up with the offered %s req/s (answered less than %.0f%% of it; their latency is mostly queueing): %s.\n\n",
 			thousands(s.Load.Rate), 100*MinOpenLoopShare, strings.Join(s.Saturated, ", "))
 	}
+}
+
+// otherCPUWorst returns the most CPU other processes used during any round
+// of s and during its median rounds.
+func otherCPUWorst(s *ScenarioReport) (anyRound, medianRounds float64) {
+	for _, t := range s.Targets {
+		for i, c := range t.OtherCPU {
+			anyRound = max(anyRound, c)
+			if i+1 == t.MedianRound {
+				medianRounds = max(medianRounds, c)
+			}
+		}
+	}
+	return anyRound, medianRounds
 }
 
 func orUnknown(s string) string {

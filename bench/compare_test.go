@@ -356,6 +356,34 @@ func TestWriteMarkdown(t *testing.T) {
 	}
 }
 
+func TestOtherCPUNote(t *testing.T) {
+	s := scenarioWith("s1", false, map[string][]*Result{
+		TargetDirect: results(100, 90, 110), TargetNginx: results(50, 40, 45), TargetMCPGW: results(60, 45, 50),
+	})
+	for i := range s.Targets {
+		s.Targets[i].OtherCPU = []float64{0, 0, 0}
+	}
+	note := func() string {
+		var b strings.Builder
+		writeScenarioTable(&b, &s)
+		_, after, _ := strings.Cut(b.String(), "|\n\n")
+		return strings.TrimSpace(after)
+	}
+	if got := note(); got != "" {
+		t.Errorf("quiet rounds: got note %q, want none", got)
+	}
+	// The busy round is direct's second (90 req/s), not its median, the
+	// first (100).
+	s.Targets[0].OtherCPU[1] = 2.27
+	if got, want := note(), "Other processes used up to 2.27 cores during a round of this scenario, at most 0.00 during the median rounds reported."; got != want {
+		t.Errorf("busy non-median round: got %q, want %q", got, want)
+	}
+	s.Targets[0].OtherCPU[0], s.Targets[0].OtherCPU[1] = 0.5, 0
+	if got := note(); !strings.HasSuffix(got, "at most 0.50 during the median rounds reported: the machine was not quiet, so compare with care.") {
+		t.Errorf("busy median round: got %q", got)
+	}
+}
+
 func TestPercentileCurve(t *testing.T) {
 	// 1000 requests: 900 within 100 µs, 90 within 1 ms, 9 within 10 ms,
 	// 1 within 100 ms.
