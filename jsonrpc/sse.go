@@ -5,6 +5,10 @@ import (
 	"io"
 )
 
+// minEventBuffer is the first buffer an EventReader reads into; it doubles
+// as events need.
+const minEventBuffer = 512
+
 // DefaultMaxEvent is the event size limit NewEventReader uses when given 0.
 const DefaultMaxEvent = 4 << 20
 
@@ -205,7 +209,9 @@ func (r *EventReader) fill() int {
 		r.start = 0
 	}
 	if r.end == len(r.buf) {
-		size := min(max(2*len(r.buf), 4096), r.max)
+		// Start small: an idle stream carries keep-alive comments of a few
+		// bytes, and a gateway may hold ten thousand streams.
+		size := min(max(2*len(r.buf), minEventBuffer), r.max)
 		buf := make([]byte, size)
 		copy(buf, r.buf[r.start:r.end])
 		r.buf, r.end, r.start = buf, r.end-r.start, 0
