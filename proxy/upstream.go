@@ -64,11 +64,13 @@ func (s *Server) clientFor(u *url.URL, idle time.Duration) (*upstreamClient, err
 		return hc
 	}
 	// Calls read whole JSON answers (a 1,000-tool list is ~100 KiB), so a
-	// larger buffer saves reads; a GET stream is mostly idle, and there may
-	// be ten thousand of them, so it gets a small one.
+	// larger buffer saves reads.
 	// Each GET stream holds its upstream connection for its whole life, so
 	// that pool is bounded by file descriptors, not by a small cap.
-	c := &upstreamClient{key: key, calls: mk(idle, 16<<10, 4096), listen: mk(0, 4<<10, 1<<20)}
+	// A GET stream's buffer holds its response headers (an SSE answer's are
+	// a few hundred bytes) and then small events; 2 KiB of ten thousand
+	// streams is 20 MiB.
+	c := &upstreamClient{key: key, calls: mk(idle, 16<<10, 4096), listen: mk(0, 2<<10, 1<<20)}
 	s.clients[key] = c
 	return c, nil
 }
