@@ -7,6 +7,7 @@ import (
 
 	"github.com/mcpgw/mcpgw/identity"
 	"github.com/mcpgw/mcpgw/policycache"
+	"github.com/mcpgw/mcpgw/proxy"
 )
 
 // runCheck validates the configuration and prints each application's
@@ -16,17 +17,12 @@ func runCheck(args []string, env Env) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	cfg, err := LoadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(env.Stderr, err)
-		return ExitConfig
-	}
-	comp, err := compile(cfg)
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "%s: %v\n", cfg.Path, err)
-		return ExitConfig
+	comp, code := loadCompiled(*cfgPath, env)
+	if comp == nil {
+		return code
 	}
 	defer comp.policy.Close()
+	cfg := comp.cfg
 	printCompiled(env.Stdout, cfg, comp.policy)
 	fmt.Fprintf(env.Stdout, "%s: ok (%d applications)\n", cfg.Path, len(cfg.Applications))
 	return ExitOK
@@ -100,15 +96,9 @@ func runExplain(args []string, env Env) int {
 		fs.Usage()
 		return ExitUsage
 	}
-	cfg, err := LoadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(env.Stderr, err)
-		return ExitConfig
-	}
-	comp, err := compile(cfg)
-	if err != nil {
-		fmt.Fprintln(env.Stderr, err)
-		return ExitConfig
+	comp, code := loadCompiled(*cfgPath, env)
+	if comp == nil {
+		return code
 	}
 	defer comp.policy.Close()
 	e, err := Explain(comp.policy, ExplainQuery{
@@ -154,7 +144,7 @@ type Explanation struct {
 }
 
 func (e Explanation) String() string {
-	s := fmt.Sprintf("%s %s %q for %s in %s: %s (%s", e.Effect, e.Method, e.Name, e.User, e.App, e.Effect, e.Reason)
+	s := fmt.Sprintf("%s %s %q for %s in %s (%s", e.Effect, e.Method, e.Name, e.User, e.App, e.Reason)
 	if e.Rule != "" {
 		s += ", rule " + e.Rule
 	}
@@ -171,16 +161,9 @@ func Explain(pol *policycache.Policy, q ExplainQuery) (Explanation, error) {
 	if ap == nil {
 		return Explanation{}, fmt.Errorf("unknown application %q", q.App)
 	}
-	var kind policycache.Kind
-	switch q.Method {
-	case "tools/call":
-		kind = policycache.KindTool
-	case "prompts/get":
-		kind = policycache.KindPrompt
-	case "resources/read", "resources/subscribe", "resources/unsubscribe":
-		kind = policycache.KindResource
-	default:
-		return Explanation{}, fmt.Errorf("method %q is not checked by policy (checked: tools/call, prompts/get, resources/read, resources/subscribe, resources/unsubscribe)", q.Method)
+	kind, ok := proxy.NameKind([]byte(q.Method))
+	if !ok {
+		return Explanation{}, fmt.Errorf("method %q is not checked by name (checked: tools/call, prompts/get, resources/read, resources/subscribe, resources/unsubscribe)", q.Method)
 	}
 	var subj policycache.Subject
 	user := q.User
@@ -207,4 +190,21 @@ func Explain(pol *policycache.Policy, q ExplainQuery) (Explanation, error) {
 		e.Shadow = fmt.Sprintf("audit-mode rule %s would decide %s", d.ShadowRule, d.ShadowEffect)
 	}
 	return e, nil
+}
+
+// loadCompiled loads and compiles the configuration for a subcommand that
+// only reads it; on failure it prints the problems and returns the exit
+// code.
+func loadCompiled(path string, env Env) (*compiled, int) {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		fmt.Fprintln(env.Stderr, err)
+		return nil, ExitConfig
+	}
+	comp, err := compile(cfg)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "%s: %v\n", cfg.Path, err)
+		return nil, ExitConfig
+	}
+	return comp, ExitOK
 }

@@ -198,38 +198,35 @@ func (s *Server) authorize(r *route, ex *exchange, m *jsonrpc.Message, modern bo
 		// (MCP-REQUIREMENTS.md 1.8.2, 3.4.5).
 		return verdict{code: jsonrpc.MethodNotFound, msg: "Method not found", status: fasthttp.StatusNotFound}
 	}
-	var kind policycache.Kind
-	switch string(m.Method) {
-	case "tools/call":
-		kind = policycache.KindTool
-	case "prompts/get":
-		kind = policycache.KindPrompt
-	case "resources/read", "resources/subscribe", "resources/unsubscribe":
-		kind = policycache.KindResource
-	case "completion/complete":
-		// Authorized against the prompt or resource it references, or it
-		// leaks their names and values (MCP-REQUIREMENTS.md 3.1).
-		switch string(m.RefType) {
-		case "ref/prompt":
-			kind = policycache.KindPrompt
-		case "ref/resource":
-			kind = policycache.KindResource
+	kind, checked := NameKind(m.Method)
+	if !checked {
+		switch string(m.Method) {
+		case "completion/complete":
+			// Authorized against the prompt or resource it references, or
+			// it leaks their names and values (MCP-REQUIREMENTS.md 3.1).
+			switch string(m.RefType) {
+			case "ref/prompt":
+				kind = policycache.KindPrompt
+			case "ref/resource":
+				kind = policycache.KindResource
+			default:
+				return verdict{code: jsonrpc.InvalidParams, msg: "Invalid params: unknown completion reference"}
+			}
+		case "subscriptions/listen":
+			return s.authorizeSubscriptions(r, ex, m, modern)
+		case "initialize", "ping", "tools/list", "prompts/list", "resources/list",
+			"resources/templates/list", "logging/setLevel", "server/discover",
+			"tasks/get", "tasks/result", "tasks/cancel", "tasks/list":
+			return verdict{}
 		default:
-			return verdict{code: jsonrpc.InvalidParams, msg: "Invalid params: unknown completion reference"}
+			v := verdict{code: jsonrpc.MethodNotFound, msg: "Method not found"}
+			if modern {
+				// 2026-07-28: unknown methods get 404 + -32601
+				// (MCP-REQUIREMENTS.md 1.8.2).
+				v.status = fasthttp.StatusNotFound
+			}
+			return v
 		}
-	case "subscriptions/listen":
-		return s.authorizeSubscriptions(r, ex, m, modern)
-	case "initialize", "ping", "tools/list", "prompts/list", "resources/list",
-		"resources/templates/list", "logging/setLevel", "server/discover",
-		"tasks/get", "tasks/result", "tasks/cancel", "tasks/list":
-		return verdict{}
-	default:
-		v := verdict{code: jsonrpc.MethodNotFound, msg: "Method not found"}
-		if modern {
-			// 2026-07-28: unknown methods get 404 + -32601 (MCP-REQUIREMENTS.md 1.8.2).
-			v.status = fasthttp.StatusNotFound
-		}
-		return v
 	}
 	if len(m.Name) == 0 {
 		return verdict{code: jsonrpc.InvalidParams, msg: "Invalid params: a name or uri is required"}
@@ -247,6 +244,22 @@ func (s *Server) authorize(r *route, ex *exchange, m *jsonrpc.Message, modern bo
 		return verdict{code: codeApprovalRequired, msg: msgApproval}
 	}
 	return deniedVerdict(r, kind, m.Name, modern)
+}
+
+// NameKind says which kind of name a method's params.name or params.uri is,
+// for the methods policy checks by that name alone (DESIGN.md "Policy
+// semantics"); ok is false for every other method. mcpgw explain uses it
+// too, so that it answers what the data plane decides.
+func NameKind(method []byte) (kind policycache.Kind, ok bool) {
+	switch string(method) {
+	case "tools/call":
+		return policycache.KindTool, true
+	case "prompts/get":
+		return policycache.KindPrompt, true
+	case "resources/read", "resources/subscribe", "resources/unsubscribe":
+		return policycache.KindResource, true
+	}
+	return 0, false
 }
 
 // deniedVerdict answers a denied name. Unless the application lists
