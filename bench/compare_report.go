@@ -33,7 +33,9 @@ type CompareReport struct {
 	Machine   MachineInfo      `json:"machine"`
 	Settings  CompareSettings  `json:"settings"`
 	Scenarios []ScenarioReport `json:"scenarios"`
-	Targets   []TargetCheck    `json:"targets"`
+	// Streams is the idle-streams scenario, when run.
+	Streams *StreamsReport `json:"streams,omitempty"`
+	Targets []TargetCheck  `json:"targets"`
 	// Problems are what broke the run (a process that did not start or
 	// died, a measurement with too many errors); make bench fails on any.
 	Problems []string `json:"problems,omitempty"`
@@ -134,7 +136,9 @@ type TargetCheck struct {
 	Goal     string  `json:"goal"`
 	Ratio    float64 `json:"ratio"`
 	Verdict  string  `json:"verdict"` // PASS, FAIL, or ERROR when the scenario did not measure
-	Note     string  `json:"note,omitempty"`
+	// Measured, when set, is what the markdown shows instead of Ratio.
+	Measured string `json:"measured,omitempty"`
+	Note     string `json:"note,omitempty"`
 }
 
 // IssueTarget is a bound on a ratio of mcpgw to nginx in one scenario.
@@ -325,19 +329,29 @@ func errorKinds(r *Result) string {
 func WriteMarkdown(w io.Writer, r *CompareReport) error {
 	var b strings.Builder
 	m := r.Machine
-	fmt.Fprintf(&b, "Run %s, %d rounds of %s per target and scenario (after %s warm-up each), interleaved; each figure is the median round.\n\n",
-		r.Started.UTC().Format("2006-01-02 15:04 UTC"), r.Settings.Rounds, r.Settings.Duration, r.Settings.Warmup)
+	if len(r.Scenarios) > 0 {
+		fmt.Fprintf(&b, "Run %s, %d rounds of %s per target and scenario (after %s warm-up each), interleaved; each figure is the median round.\n\n",
+			r.Started.UTC().Format("2006-01-02 15:04 UTC"), r.Settings.Rounds, r.Settings.Duration, r.Settings.Warmup)
+	} else {
+		fmt.Fprintf(&b, "Run %s.\n\n", r.Started.UTC().Format("2006-01-02 15:04 UTC"))
+	}
 	fmt.Fprintf(&b, "Machine: %s, %d cores, Linux %s, %s, %s, mcpgw %s; load average before %s, after %s; other processes used %.2f cores just before the first measurement.\n\n",
 		orUnknown(m.CPU), m.Cores, orUnknown(m.Kernel), m.GoVersion, orUnknown(m.Nginx), orUnknown(m.Commit), m.LoadBefore, m.LoadAfter, m.OtherCPUBefore)
 	for i := range r.Scenarios {
 		writeScenarioTable(&b, &r.Scenarios[i])
+	}
+	if r.Streams != nil {
+		writeStreamsTable(&b, r.Streams)
 	}
 	if len(r.Targets) > 0 {
 		b.WriteString("### Targets (issue 3)\n\n")
 		b.WriteString("| scenario | target | measured | verdict |\n|---|---|---:|---|\n")
 		for _, t := range r.Targets {
 			measured := "—"
-			if t.Verdict != "ERROR" {
+			switch {
+			case t.Measured != "":
+				measured = t.Measured
+			case t.Verdict != "ERROR":
 				measured = formatRatio(t.Ratio)
 			}
 			verdict := "**" + t.Verdict + "**"

@@ -28,13 +28,22 @@ type CompareOptions struct {
 	// ListerTools is the whole-name pattern of the tools the scenario 3
 	// caller may see (default DefaultListerTools).
 	ListerTools string
-	// Scenarios picks scenarios by id ("s1" …); empty runs all. s2 needs
-	// s1 (its rate is half of nginx's s1 throughput) unless Rate is set.
+	// Scenarios picks scenarios by id ("s1" … "s4", "streams"); empty runs
+	// all. s2 needs s1 (its rate is half of nginx's s1 throughput) unless
+	// Rate is set.
 	Scenarios []string
 	Rate      float64 // open-loop rate of s2 when s1 is not run
 	// WaitQuiet bounds the wait, before the first measurement, for other
 	// processes to use less than MaxOtherCPU (0: do not wait).
 	WaitQuiet time.Duration
+
+	// Streams is how many idle streams the streams scenario asks for
+	// (default StreamsTarget; fewer when RLIMIT_NOFILE does not fit them).
+	Streams int
+	// StreamsSettle is how long the streams are held while mcpgw's RSS is
+	// sampled every StreamsInterval (defaults 150s and 5s).
+	StreamsSettle   time.Duration
+	StreamsInterval time.Duration
 
 	Log io.Writer // progress lines (default io.Discard)
 }
@@ -153,15 +162,41 @@ func Compare(ctx context.Context, o CompareOptions) (*CompareReport, error) {
 	}
 	rep.Machine = ReadMachineInfo(ctx, o.Nginx, o.Root)
 
+	loads := false
+	for _, sc := range compareScenarios {
+		loads = loads || picked[sc.id]
+	}
+	if loads {
+		if err := compareLoads(ctx, &o, picked, rep); err != nil {
+			return nil, err
+		}
+	}
+	if picked[StreamsScenario] {
+		sr, problems := measureStreams(ctx, &o)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		rep.Streams = sr
+		rep.Problems = append(rep.Problems, problems...)
+		rep.Targets = append(rep.Targets, StreamsCheck(sr))
+	}
+	rep.Machine.LoadAfter = LoadAverage()
+	rep.Finished = time.Now()
+	return rep, nil
+}
+
+// compareLoads measures the load scenarios picked (s1 … s4) against every
+// target on one stack, stopped before it returns.
+func compareLoads(ctx context.Context, o *CompareOptions, picked map[string]bool, rep *CompareReport) error {
 	st, err := startStack(ctx, stackOptions{
 		bin: o.Bin, nginx: o.Nginx, dir: o.WorkDir, tools: o.Tools, listerTools: o.ListerTools, log: o.Log,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer st.stop()
 	if err := st.verify(ctx, o.Tools); err != nil {
-		return nil, err
+		return err
 	}
 	if o.WaitQuiet > 0 {
 		fmt.Fprintf(o.Log, "waiting up to %s for other processes to use less than %.2f cores\n", o.WaitQuiet, MaxOtherCPU)
@@ -178,7 +213,7 @@ func Compare(ctx context.Context, o CompareOptions) (*CompareReport, error) {
 			continue
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 		if sc.id == "s2" && picked["s1"] {
 			s2rate = 0
@@ -186,7 +221,7 @@ func Compare(ctx context.Context, o CompareOptions) (*CompareReport, error) {
 				s2rate = s1.runs(TargetNginx).Median.Throughput / 2
 			}
 		}
-		summary := sc.summary(&o, s2rate)
+		summary := sc.summary(o, s2rate)
 		sr := ScenarioReport{ID: sc.id, Title: scenarioTitle(sc.id, summary, o.Tools), Load: summary}
 		for _, t := range CompareTargets {
 			sr.Targets = append(sr.Targets, TargetRuns{Target: t})
@@ -198,18 +233,16 @@ func Compare(ctx context.Context, o CompareOptions) (*CompareReport, error) {
 			}
 			rep.Problems = append(rep.Problems, "s2: not run, for nginx has no s1 throughput")
 		} else {
-			rep.Problems = append(rep.Problems, st.measureScenario(ctx, &o, sc, s2rate, &sr, rep.Machine.Cores)...)
+			rep.Problems = append(rep.Problems, st.measureScenario(ctx, o, sc, s2rate, &sr, rep.Machine.Cores)...)
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 		sr.Summarize()
 		rep.Scenarios = append(rep.Scenarios, sr)
 	}
 	rep.Targets = EvaluateTargets(IssueTargets, rep.Scenarios)
-	rep.Machine.LoadAfter = LoadAverage()
-	rep.Finished = time.Now()
-	return rep, nil
+	return nil
 }
 
 func pickScenarios(ids []string) (map[string]bool, error) {
@@ -218,12 +251,13 @@ func pickScenarios(ids []string) (map[string]bool, error) {
 	for _, sc := range compareScenarios {
 		known[sc.id] = true
 	}
+	known[StreamsScenario] = true
 	if len(ids) == 0 {
 		return known, nil
 	}
 	for _, id := range ids {
 		if !known[id] {
-			return nil, fmt.Errorf("bench: no scenario %q (there are s1 to s%d)", id, len(compareScenarios))
+			return nil, fmt.Errorf("bench: no scenario %q (there are s1 to s%d and %s)", id, len(compareScenarios), StreamsScenario)
 		}
 		picked[id] = true
 	}

@@ -30,6 +30,7 @@ type stackOptions struct {
 	dir         string
 	tools       int
 	listerTools string
+	sessions    bool // the backend issues sessions and serves GET streams
 	log         io.Writer
 }
 
@@ -78,7 +79,11 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 		}
 	}
 
-	if err := st.start(ctx, "backend", st.backend, benchBin, "backend", "--listen", st.backend, "--tools", fmt.Sprint(o.tools)); err != nil {
+	backendArgs := []string{"backend", "--listen", st.backend, "--tools", fmt.Sprint(o.tools)}
+	if o.sessions {
+		backendArgs = append(backendArgs, "--sessions")
+	}
+	if err := st.start(ctx, "backend", st.backend, benchBin, backendArgs...); err != nil {
 		return nil, err
 	}
 

@@ -4,7 +4,8 @@
 // serve), each on a free loopback port, and measures every scenario against
 // the backend directly, through nginx and through mcpgw, interleaved. It
 // writes bench/results/latest.json, latest.md and latest.svg and prints the
-// markdown table.
+// markdown table. Scenario "streams" instead holds up to 10,000 idle SSE
+// streams through an mcpgw of its own and reports its settled RSS.
 //
 // With --soak DURATION it instead soaks mcpgw at constant load and checks
 // that its memory, threads and descriptors stay flat.
@@ -46,7 +47,9 @@ func run() int {
 		concurrency = flag.Int("concurrency", 64, "connections")
 		payload     = flag.Int("payload", 2048, "tools/call argument bytes")
 		tools       = flag.Int("tools", 1000, "canned tools of the backend (scenario 3 lists them)")
-		scenarios   = flag.String("scenarios", "", "comma-separated scenario ids to run (default all: s1,s2,s3,s4)")
+		scenarios   = flag.String("scenarios", "", "comma-separated scenario ids to run (default all: s1,s2,s3,s4,streams)")
+		streams     = flag.Int("streams", bench.StreamsTarget, "idle streams of the streams scenario (capped to fit RLIMIT_NOFILE)")
+		settle      = flag.Duration("streams-settle", 150*time.Second, "how long the streams scenario holds its streams while sampling mcpgw's RSS")
 		rate        = flag.Float64("rate", 0, "open-loop rate of s2 when s1 is not run; with --soak, the soak's rate (default half of a probe's throughput)")
 		soak        = flag.Duration("soak", 0, "soak mcpgw at constant load for this long instead of comparing")
 		waitQuiet   = flag.Duration("wait-quiet", 2*time.Minute, "before measuring, wait up to this long for other processes to leave the CPU (0: don't)")
@@ -91,7 +94,8 @@ func run() int {
 		code, err = runCompare(ctx, bench.CompareOptions{
 			Bin: binDir, Nginx: nginxBin, Root: root, WorkDir: work,
 			Rounds: *rounds, Duration: *duration, Warmup: *warmup, Concurrency: *concurrency,
-			Payload: *payload, Tools: *tools, Scenarios: ids, Rate: *rate, WaitQuiet: *waitQuiet, Log: os.Stdout,
+			Payload: *payload, Tools: *tools, Scenarios: ids, Rate: *rate, WaitQuiet: *waitQuiet,
+			Streams: *streams, StreamsSettle: *settle, Log: os.Stdout,
 		}, *out)
 	}
 	if err != nil {
