@@ -14,11 +14,11 @@ func TestStreamsCount(t *testing.T) {
 		capped bool
 	}{
 		{1 << 20, 10000, 10000, false},
-		{20100, 10000, 10000, false}, // exactly fits: 2×10,000 + 100
-		{20099, 10000, 9999, true},
-		{20000, 10000, 9950, true},
-		{1024, 10000, 462, true},
-		{100, 10000, 0, true},
+		{20400, 10000, 10000, false}, // exactly fits: 2×10,000 + 400
+		{20399, 10000, 9999, true},
+		{20000, 10000, 9800, true},
+		{1024, 10000, 312, true},
+		{400, 10000, 0, true},
 		{0, 10000, 0, true},
 		{math.MaxUint64, 10000, 10000, false}, // RLIM_INFINITY
 		{20000, 500, 500, false},
@@ -29,7 +29,7 @@ func TestStreamsCount(t *testing.T) {
 		}
 	}
 	_, capped := StreamsCount(20000, 10000)
-	if want := "capped at 9,950: RLIMIT_NOFILE is 20,000"; !strings.HasPrefix(capped, want) {
+	if want := "capped at 9,800: RLIMIT_NOFILE is 20,000"; !strings.HasPrefix(capped, want) {
 		t.Errorf("capped = %q, want it to start with %q", capped, want)
 	}
 }
