@@ -73,7 +73,7 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 		fmt.Fprintf(o.Log, "probe: mcpgw reaches %s req/s closed loop; soaking at %s req/s\n", thousands(probe.Throughput), thousands(rep.Rate))
 	}
 
-	pid := st.gateway.pid()
+	pid := st.gateway.Pid()
 	var (
 		mu      sync.Mutex // guards samples
 		samples []SoakSample

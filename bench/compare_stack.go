@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/mcpgw/mcpgw/internal/procrun"
 )
 
 // Bounds on the runner's waits.
@@ -38,12 +40,12 @@ type stackOptions struct {
 // front of it and mcpgw in front of it, each on its own loopback port.
 type stack struct {
 	log       io.Writer
-	dir       string   // configs and logs
-	procs     []*child // in start order
-	backend   string   // host:port
-	nginxAddr string   // host:port, "" without nginx
+	dir       string             // configs and logs
+	procs     []*procrun.Process // in start order
+	backend   string             // host:port
+	nginxAddr string             // host:port, "" without nginx
 	gw        GatewaySetup
-	gateway   *child
+	gateway   *procrun.Process
 	meter     *cpuMeter // counts the runner and every process above as ours
 }
 
@@ -125,37 +127,39 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 	st.gateway = st.procs[len(st.procs)-1]
 	st.meter = &cpuMeter{}
 	for _, c := range st.procs {
-		st.meter.pids = append(st.meter.pids, c.pid())
-		st.meter.pids = append(st.meter.pids, childPIDs(c.pid())...) // nginx's workers
+		st.meter.pids = append(st.meter.pids, c.Pid())
+		st.meter.pids = append(st.meter.pids, childPIDs(c.Pid())...) // nginx's workers
 	}
 	return st, nil
 }
 
 func (st *stack) start(ctx context.Context, name, addr, bin string, args ...string) error {
-	c, err := startChild(st.dir, name, bin, args...)
+	c, err := procrun.Start(st.dir, name, nil, bin, args...)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	st.procs = append(st.procs, c)
-	if err := c.awaitListening(ctx, addr, startLimit); err != nil {
+	wait, cancel := context.WithTimeout(ctx, startLimit)
+	defer cancel()
+	if err := procrun.WaitTCP(wait, addr, c); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	fmt.Fprintf(st.log, "started %s (pid %d) on %s\n", name, c.pid(), addr)
+	fmt.Fprintf(st.log, "started %s (pid %d) on %s\n", name, c.Pid(), addr)
 	return nil
 }
 
 // stop stops every process, the last started first.
 func (st *stack) stop() {
 	for i := len(st.procs) - 1; i >= 0; i-- {
-		st.procs[i].stop(stopGrace)
+		st.procs[i].Stop(stopGrace)
 	}
 }
 
 // alive returns an error wrapping errChildExited when a process has died.
 func (st *stack) alive() error {
 	for _, c := range st.procs {
-		if !c.alive() {
-			return fmt.Errorf("%w: %s (%v); its log ends:\n%s", errChildExited, c.name, c.waitErr, c.tail(20))
+		if c.Exited() {
+			return fmt.Errorf("%w: %s (%v); its log ends:\n%s", errChildExited, c.Name, c.ExitErr(), c.Tail(20))
 		}
 	}
 	return nil

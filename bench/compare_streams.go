@@ -62,7 +62,7 @@ func measureStreams(ctx context.Context, o *CompareOptions) (*StreamsReport, []s
 		return fail("%v", err)
 	}
 	defer st.stop()
-	pid := st.gateway.pid()
+	pid := st.gateway.Pid()
 
 	// A moment for mcpgw to finish starting, then its RSS with no stream.
 	select {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpgw/mcpgw/e2e/internal/harness"
+	"github.com/mcpgw/mcpgw/internal/procrun"
 )
 
 // Dev users of the test gateway. alice (engineers) may call two tools and
@@ -51,7 +51,7 @@ const (
 func startStack(t *testing.T, e era) *stack {
 	t.Helper()
 	dir := t.TempDir()
-	var procs []*harness.Process
+	var procs []*procrun.Process
 	t.Cleanup(func() {
 		for i := len(procs) - 1; i >= 0; i-- {
 			p := procs[i]
@@ -71,7 +71,7 @@ func startStack(t *testing.T, e era) *stack {
 	})
 	start := func(name, addr string, bin string, args ...string) {
 		t.Helper()
-		p, err := harness.StartListening(dir, name, addr, startTimeout, nil, bin, args...)
+		p, err := procrun.StartListening(dir, name, addr, startTimeout, nil, bin, args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +118,7 @@ audit: {dir: %q}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	a, err := harness.FreeAddr()
+	a, err := procrun.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/mcpgw/mcpgw/e2e/internal/harness"
+	"github.com/mcpgw/mcpgw/internal/procrun"
 )
 
 // pair is one suite invocation made twice: against the bare server and
@@ -135,7 +136,7 @@ func envOr(name, def string) string {
 type runner struct {
 	tmp, node, nm string
 	suiteTimeout  time.Duration
-	procs         []*harness.Process
+	procs         []*procrun.Process
 }
 
 func (r *runner) stopAll() {
@@ -158,7 +159,7 @@ func (r *runner) printLogTails() {
 }
 
 func (r *runner) start(name, addr string, bin string, args ...string) error {
-	p, err := harness.StartListening(r.tmp, name, addr, startTimeout, nil, bin, args...)
+	p, err := procrun.StartListening(r.tmp, name, addr, startTimeout, nil, bin, args...)
 	if err != nil {
 		return err
 	}
@@ -175,7 +176,7 @@ func (r *runner) all(ctx context.Context, everything, mcpgw string, directOnly b
 		{"stateful", []string{"-stateless=false"}},
 		{"stateless", nil},
 	} {
-		addr, err := harness.FreeAddr()
+		addr, err := procrun.FreeAddr()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "conformance:", err)
 			return 1
@@ -266,11 +267,11 @@ func (r *runner) all(ctx context.Context, everything, mcpgw string, directOnly b
 // allow-all rules, one per upstream) and starts mcpgw. It returns each
 // application's frontend URL.
 func (r *runner) startGateway(mcpgw string, upstreams map[string]string) (map[string]string, error) {
-	listen, err := harness.FreeAddr()
+	listen, err := procrun.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	admin, err := harness.FreeAddr()
+	admin, err := procrun.FreeAddr()
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,11 @@
 //go:build linux
 
-package harness
+package procrun
 
 import "syscall"
 
 // sysProcAttr puts the child in its own process group and has the kernel kill
-// it if the harness dies without cleaning up.
+// it if the parent dies without cleaning up.
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }

@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package harness
+package procrun
 
 import "syscall"
 
