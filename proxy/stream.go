@@ -41,7 +41,7 @@ type relay struct {
 	pending   []pendingCall
 	answered  int
 	out       []byte
-	tmp       []byte
+	tmp, alt  []byte // scratch; filterEvent alternates between them
 	head      []byte // the serialized response headers
 	chunk     []byte // the chunk being written
 	modern    bool
@@ -124,7 +124,7 @@ func (rl *relay) release() {
 	rl.subject = policycache.Subject{}
 	rl.names = listFilter{}
 	rl.msg.Reset()
-	rl.out, rl.tmp = rl.out[:0], rl.tmp[:0]
+	rl.out, rl.tmp, rl.alt = rl.out[:0], rl.tmp[:0], rl.alt[:0]
 	relayPool.Put(rl)
 }
 
@@ -348,19 +348,17 @@ func (rl *relay) process() []byte {
 // filterEvent filters the current event's data by the given list kinds and
 // re-frames it, keeping its id and event type.
 func (rl *relay) filterEvent(kinds ...jsonrpc.ListKind) []byte {
+	// Each pass reads the previous pass's output and writes into the
+	// other of two buffers the relay keeps.
 	data := rl.ev.Data
-	buf := rl.tmp[:0]
-	var alt []byte
 	for _, k := range kinds {
 		rl.names = listFilter{policy: rl.r.policy, subject: &rl.subject, kind: listPolicyKind(k)}
-		out, _, err := rl.filter.AppendFiltered(buf[:0], data, k, &rl.names, jsonrpc.FilterOptions{PrivateCache: rl.modern})
+		out, _, err := rl.filter.AppendFiltered(rl.tmp[:0], data, k, &rl.names, jsonrpc.FilterOptions{PrivateCache: rl.modern})
 		if err != nil {
 			return nil
 		}
-		data, buf, alt = out, alt, out
-	}
-	if cap(alt) > cap(rl.tmp) {
-		rl.tmp = alt[:0]
+		data = out
+		rl.tmp, rl.alt = rl.alt, out
 	}
 	ev := rl.ev
 	ev.Data = data
