@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -262,8 +265,27 @@ func (s *Server) writeUpstreamError(ctx *fasthttp.RequestCtx, ex *exchange, err 
 	} else if errors.Is(err, errBodyTooLarge) {
 		msg = msgUpstreamBad
 	}
-	s.log.Warn("upstream exchange failed", "error", err.Error())
+	s.upstreamFailures.note(s.log, err)
 	writeRPCError(ctx, status, firstID(ex), codeUpstream, msg)
+}
+
+// failureLog logs upstream failures at most once a second, each line
+// counting the failures it stands for: an upstream that is down fails every
+// request, and nothing is logged per message (STYLE.md).
+type failureLog struct {
+	last  atomic.Int64 // unix nanoseconds of the last line
+	count atomic.Int64 // failures since the last line
+}
+
+func (f *failureLog) note(log *slog.Logger, err error) {
+	n := f.count.Add(1)
+	now := time.Now().UnixNano()
+	last := f.last.Load()
+	if now-last < int64(time.Second) || !f.last.CompareAndSwap(last, now) {
+		return
+	}
+	f.count.Add(-n)
+	log.Warn("upstream exchange failed", "error", err.Error(), "failures", n)
 }
 
 var errBodyTooLarge = errors.New("proxy: upstream message too large")

@@ -40,7 +40,9 @@ type Server struct {
 
 	state atomic.Pointer[state]
 	ended *endedSessions
-	srv   *fasthttp.Server
+
+	upstreamFailures failureLog
+	srv              *fasthttp.Server
 
 	mu      sync.Mutex // guards clients
 	clients map[string]*upstreamClient
