@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/sha256"
 	"sync"
+	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
 
@@ -134,6 +135,10 @@ func subjectOf(p *identity.Principal) policycache.Subject {
 // 404 afterwards even though ids are self-contained. It is bounded: the
 // oldest entries go first.
 type endedSessions struct {
+	// any is set once a session has ended: until then a check costs no
+	// hash and no lock.
+	any atomic.Bool
+
 	mu    sync.Mutex // guards the fields below
 	set   map[[32]byte]struct{}
 	order [][32]byte
@@ -159,9 +164,13 @@ func (e *endedSessions) add(sid []byte) {
 		e.next = (e.next + 1) % len(e.order)
 	}
 	e.set[h] = struct{}{}
+	e.any.Store(true)
 }
 
 func (e *endedSessions) has(sid []byte) bool {
+	if !e.any.Load() {
+		return false
+	}
 	h := sha256.Sum256(sid)
 	e.mu.Lock()
 	_, ok := e.set[h]
