@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/http"
 	"net/url"
 	"time"
 
@@ -19,6 +20,15 @@ type Snapshot struct {
 	// AllowDevUsersRemote accepts dev-user tokens on non-loopback listeners
 	// (identity.allow_dev_users).
 	AllowDevUsersRemote bool
+	// Tokens verifies bearer tokens that are not dev-user tokens: the
+	// authorization server's access tokens (identity.mode broker) or the
+	// IdP's JWTs (resource). Nil: only dev users authenticate.
+	Tokens TokenVerifier
+	// IdentityHandler serves the OAuth endpoints and the metadata documents
+	// (/.well-known/oauth-protected-resource..., /.well-known/
+	// oauth-authorization-server, /oauth/...) on the frontend listener, for
+	// every Host that names an application. Nil: those paths are 404.
+	IdentityHandler http.Handler
 
 	// MaxBody bounds a request body and each upstream message.
 	MaxBody int
@@ -46,6 +56,20 @@ type Application struct {
 	AllowedOrigins []string
 	// VisibilityAll lists everything and denies on use.
 	VisibilityAll bool
+	// ResourceMetadata is the URL of the application's protected resource
+	// metadata (RFC 9728), sent in 401 challenges as resource_metadata
+	// (MCP-REQUIREMENTS.md 4); "" leaves it out.
+	ResourceMetadata string
+	// Scopes, when set, are named in 401 challenges as scope.
+	Scopes []string
+}
+
+// TokenVerifier checks a bearer token for an application. resource is the
+// application's frontend URL, the audience the token must be bound to.
+// Verify must be safe for concurrent use and cheap after a token's first
+// use (a cache hit); the Principal it returns is shared and immutable.
+type TokenVerifier interface {
+	Verify(token []byte, resource string) (*identity.Principal, error)
 }
 
 // Header is one configured upstream header.

@@ -22,8 +22,15 @@ const (
 // Server and is exported for tests that drive the proxy in memory.
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	st := s.state.Load()
-	r := st.lookup(ctx, s.tls)
+	r, hostKnown := st.lookup(ctx, s.tls)
 	if r == nil {
+		if hostKnown && st.identity != nil && isIdentityPath(ctx.Path()) {
+			// OAuth and metadata endpoints are served on every frontend
+			// host; their own handler sets CORS (browser clients fetch
+			// metadata and tokens cross-origin).
+			st.identity(ctx)
+			return
+		}
 		writePlainError(ctx, fasthttp.StatusNotFound, "Not Found")
 		return
 	}
@@ -82,15 +89,18 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 // lookup routes by Host and path. The Host header must name a configured
 // frontend (on loopback listeners this is also the DNS-rebinding check of
 // MCP-REQUIREMENTS.md 1.1.3: a foreign Host reaches no application).
-func (st *state) lookup(ctx *fasthttp.RequestCtx, tls bool) *route {
+//
+// hostKnown reports whether Host names a frontend at all, so that the
+// identity endpoints are served on frontend hosts only.
+func (st *state) lookup(ctx *fasthttp.RequestCtx, tls bool) (r *route, hostKnown bool) {
 	var kb [256]byte
 	key, ok := appendHostKey(kb[:0], ctx.Host(), tls)
 	if !ok {
-		return nil
+		return nil, false
 	}
 	routes := st.routes[string(key)]
 	if len(routes) == 0 {
-		return nil
+		return nil, false
 	}
 	path := ctx.Path()
 	if len(path) > 1 && path[len(path)-1] == '/' {
@@ -99,10 +109,20 @@ func (st *state) lookup(ctx *fasthttp.RequestCtx, tls bool) *route {
 	}
 	for _, r := range routes {
 		if string(path) == r.path {
-			return r
+			return r, true
 		}
 	}
-	return nil
+	return nil, true
+}
+
+// isIdentityPath reports whether path belongs to the identity endpoints:
+// the metadata documents (RFC 9728, RFC 8414 and OpenID discovery, in
+// their plain and path-suffixed forms) and the authorization server.
+func isIdentityPath(path []byte) bool {
+	return bytes.HasPrefix(path, []byte("/.well-known/oauth-protected-resource")) ||
+		bytes.HasPrefix(path, []byte("/.well-known/oauth-authorization-server")) ||
+		bytes.HasPrefix(path, []byte("/.well-known/openid-configuration")) ||
+		bytes.HasPrefix(path, []byte("/oauth/"))
 }
 
 // appendHostKey writes the lower-case host:port of a Host header, with the
@@ -159,12 +179,12 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, st *state, r *route) *id
 	}
 	authz, ok := singleHeader(&ctx.Request.Header, "Authorization")
 	if !ok {
-		writeUnauthorized(ctx, "invalid_request")
+		r.writeUnauthorized(ctx, "invalid_request")
 		return nil
 	}
 	token, ok := identity.BearerToken(authz)
 	if !ok {
-		writeUnauthorized(ctx, "")
+		r.writeUnauthorized(ctx, "")
 		return nil
 	}
 	if st.snap.DevUsers != nil && (s.loopback || st.snap.AllowDevUsersRemote) {
@@ -172,7 +192,12 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, st *state, r *route) *id
 			return p
 		}
 	}
-	writeUnauthorized(ctx, "invalid_token")
+	if st.snap.Tokens != nil {
+		if p, err := st.snap.Tokens.Verify(token, r.resource); err == nil && p != nil {
+			return p
+		}
+	}
+	r.writeUnauthorized(ctx, "invalid_token")
 	return nil
 }
 

@@ -135,6 +135,13 @@ type appDef struct {
 
 func startGateway(t *testing.T, apps ...appDef) *gateway {
 	t.Helper()
+	return startGatewayWith(t, nil, apps...)
+}
+
+// startGatewayWith is startGateway with a hook that may change the
+// snapshot (per application too) before the gateway serves it.
+func startGatewayWith(t *testing.T, edit func(*Snapshot), apps ...appDef) *gateway {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -168,6 +175,9 @@ func startGateway(t *testing.T, apps ...appDef) *gateway {
 		snap.Applications = append(snap.Applications, Application{Name: a.name, Frontend: front, Upstream: up, AuthNone: a.authNone, Headers: a.headers})
 	}
 	snap.Policy = testPolicy(t, names...)
+	if edit != nil {
+		edit(snap)
+	}
 	if err := srv.Update(snap); err != nil {
 		t.Fatalf("Update: %v", err)
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"strings"
 	"github.com/valyala/fasthttp"
 
 	"github.com/mcpgw/mcpgw/jsonrpc"
@@ -27,14 +28,40 @@ func writePlainError(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.Response.SetBodyString(msg)
 }
 
-// writeUnauthorized answers 401 with a Bearer challenge (RFC 6750 section 3).
-func writeUnauthorized(ctx *fasthttp.RequestCtx, errCode string) {
-	challenge := `Bearer realm="mcpgw"`
+// writeUnauthorized answers 401 with a Bearer challenge (RFC 6750 section
+// 3) that names the application's protected resource metadata (RFC 9728
+// section 5.1) and scopes, so a client can discover where to log in
+// (MCP-REQUIREMENTS.md 4).
+func (r *route) writeUnauthorized(ctx *fasthttp.RequestCtx, errCode string) {
+	challenge := r.challenge
 	if errCode != "" {
 		challenge += `, error="` + errCode + `"`
 	}
 	ctx.Response.Header.Set("WWW-Authenticate", challenge)
 	writeRPCError(ctx, fasthttp.StatusUnauthorized, nil, jsonrpc.InvalidRequest, msgUnauthorized)
+}
+
+// bearerChallenge is the fixed part of an application's 401 challenge.
+// The URL and scopes come from the configuration, which refuses quotes
+// and backslashes in them; they are dropped here all the same, so that a
+// challenge can never be broken open.
+func bearerChallenge(app *Application) string {
+	quoteSafe := func(s string) string {
+		return strings.Map(func(c rune) rune {
+			if c == '"' || c == '\\' || c < 0x20 || c == 0x7f {
+				return -1
+			}
+			return c
+		}, s)
+	}
+	c := `Bearer realm="mcpgw"`
+	if app.ResourceMetadata != "" {
+		c += `, resource_metadata="` + quoteSafe(app.ResourceMetadata) + `"`
+	}
+	if len(app.Scopes) > 0 {
+		c += `, scope="` + quoteSafe(strings.Join(app.Scopes, " ")) + `"`
+	}
+	return c
 }
 
 // handleReadError answers requests fasthttp could not read: oversize

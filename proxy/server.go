@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/mcpgw/mcpgw/identity"
 	"github.com/mcpgw/mcpgw/policycache"
@@ -57,9 +58,10 @@ type Server struct {
 
 // state is a compiled Snapshot: immutable once stored.
 type state struct {
-	snap   *Snapshot
-	routes map[string][]*route // key: lower-case "host:port" of the frontend
-	apps   []*route
+	snap     *Snapshot
+	routes   map[string][]*route // key: lower-case "host:port" of the frontend
+	apps     []*route
+	identity fasthttp.RequestHandler // snap.IdentityHandler adapted; nil if none
 }
 
 // route is one application ready to serve.
@@ -74,6 +76,8 @@ type route struct {
 	policy    *policycache.AppPolicy
 	authNone  bool
 	visAll    bool
+	resource  string // the frontend URL: the audience of its tokens
+	challenge string // the fixed part of its 401 challenge
 	upPath    string // upstream request URI (path and query)
 	upHost    string // upstream Host header
 	maxBody   int
@@ -125,6 +129,9 @@ func (s *Server) Update(snap *Snapshot) error {
 		return errors.New("proxy: snapshot has no policy")
 	}
 	st := &state{snap: snap, routes: make(map[string][]*route)}
+	if snap.IdentityHandler != nil {
+		st.identity = fasthttpadaptor.NewFastHTTPHandler(snap.IdentityHandler)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	used := make(map[string]bool)
@@ -150,6 +157,8 @@ func (s *Server) Update(snap *Snapshot) error {
 			policy:    pol,
 			authNone:  app.AuthNone,
 			visAll:    app.VisibilityAll,
+			resource:  app.Frontend.String(),
+			challenge: bearerChallenge(app),
 			upPath:    app.Upstream.RequestURI(),
 			upHost:    app.Upstream.Host,
 			maxBody:   snap.MaxBody,
