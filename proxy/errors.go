@@ -37,4 +37,5 @@ const (
 	msgVersionMismatch  = "Bad Request: unsupported MCP-Protocol-Version"
 	msgHeaderMismatch   = "Header mismatch: Mcp-Method/Mcp-Name/MCP-Protocol-Version disagree with the body"
 	msgAmbiguousHeaders = "Bad Request: a protocol header was sent more than once"
+	msgBadHeader        = "Bad Request: a protocol header holds a control character"
 )

@@ -17,6 +17,7 @@ type exchange struct {
 	subject policycache.Subject
 	names   listFilter
 	args    argLookup
+	req     []byte // upstream request, head and body
 	body    []byte // upstream response body
 	out     []byte // rewritten response body
 	tmp     []byte

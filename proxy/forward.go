@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -16,52 +15,19 @@ import (
 	"github.com/mcpgw/mcpgw/jsonrpc"
 )
 
-// Headers carried from the client to the upstream (DESIGN.md section 4).
-// Everything else, Authorization, cookies, Forwarded and X-Forwarded-*
-// included, stays at the gateway.
-var carriedHeaders = [...]string{"Mcp-Protocol-Version", "Last-Event-Id", "Mcp-Method", "Mcp-Name"}
-
-// buildUpstreamRequest prepares req for r's upstream on behalf of a client
-// request. The client's session id is replaced by the upstream's.
-func buildUpstreamRequest(req *fasthttp.Request, r *route, client *fasthttp.RequestHeader, method string, upstreamSID string) {
-	req.Header.SetMethod(method)
-	req.SetRequestURI(r.upPath)
-	req.Header.SetHost(r.upHost)
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	for _, name := range carriedHeaders {
-		if v := client.Peek(name); len(v) > 0 {
-			req.Header.SetBytesV(name, v)
-		}
-	}
-	for k, v := range client.All() {
-		// 2026-07-28 custom parameter headers are forwarded untouched
-		// (MCP-REQUIREMENTS.md 1.8.5).
-		if len(k) > len("Mcp-Param-") && bytes.EqualFold(k[:len("Mcp-Param-")], []byte("Mcp-Param-")) {
-			req.Header.SetBytesKV(k, v)
-		}
-	}
-	if upstreamSID != "" {
-		req.Header.Set("Mcp-Session-Id", upstreamSID)
-	}
-	for _, h := range r.headers {
-		req.Header.Set(h.Name, h.Value)
-	}
-}
-
 // forwardPost sends an authorized body upstream and relays the answer.
 // ex.pending names the requests whose responses are expected; it is empty
 // for notifications and client responses.
 func (s *Server) forwardPost(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p *identity.Principal, sess *identity.Session, body []byte, modern bool) {
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	buildUpstreamRequest(req, r, &ctx.Request.Header, fasthttp.MethodPost, sess.UpstreamID)
-	req.Header.SetContentType("application/json")
-	req.SetBodyRaw(body)
-
-	err := r.upstream.calls.Do(req, resp)
-	if err != nil {
-		fasthttp.ReleaseRequest(req)
-		fasthttp.ReleaseResponse(resp)
+	req, ok := r.appendUpstreamRequest(ex.req[:0], r.postHead, &ctx.Request.Header, sess.UpstreamID, body, true)
+	ex.req = req
+	if !ok {
+		writeRPCError(ctx, fasthttp.StatusBadRequest, firstID(ex), jsonrpc.InvalidRequest, msgBadHeader)
+		return
+	}
+	resp := acquireUpResponse()
+	if err := r.upstream.calls.do(req, resp); err != nil {
+		releaseUpResponse(resp)
 		s.writeUpstreamError(ctx, ex, err)
 		return
 	}
@@ -71,21 +37,16 @@ func (s *Server) forwardPost(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p
 	case status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden:
 		// Never relay the upstream's challenge: its resource_metadata
 		// points at the upstream (MCP-REQUIREMENTS.md 4.5.2).
-		closeResponse(resp)
-		fasthttp.ReleaseRequest(req)
-		fasthttp.ReleaseResponse(resp)
+		releaseUpResponse(resp)
 		writeRPCError(ctx, fasthttp.StatusBadGateway, firstID(ex), codeUpstream, msgUpstreamAuth)
 		return
 	case len(ex.pending) == 0 && status >= 200 && status < 300:
 		// Notifications and client responses get exactly 202
 		// (MCP-REQUIREMENTS.md 1.2.4, P-22).
-		closeResponse(resp)
-		fasthttp.ReleaseRequest(req)
-		fasthttp.ReleaseResponse(resp)
+		releaseUpResponse(resp)
 		ctx.SetStatusCode(fasthttp.StatusAccepted)
 		return
 	case status == fasthttp.StatusOK && isMediaType(ct, "text/event-stream"):
-		fasthttp.ReleaseRequest(req)
 		if len(ex.pending) == 1 && ex.pending[0].init {
 			s.relayInitStream(ctx, r, ex, p, resp)
 			return
@@ -95,10 +56,8 @@ func (s *Server) forwardPost(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p
 		s.startRelay(ctx, r, ex, resp, sess, modern, false, long)
 		return
 	}
-	fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-
-	b, err := readBody(resp, r.maxBody, ex.body[:0])
+	defer releaseUpResponse(resp)
+	b, err := resp.readBodyInto(ex.body[:0], r.maxBody)
 	ex.body = b
 	if err != nil {
 		s.writeUpstreamError(ctx, ex, err)
@@ -108,7 +67,7 @@ func (s *Server) forwardPost(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p
 }
 
 // relayJSON checks, filters and relays a whole upstream JSON answer.
-func (s *Server) relayJSON(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p *identity.Principal, resp *fasthttp.Response, status int, b []byte, modern bool) {
+func (s *Server) relayJSON(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p *identity.Principal, resp *upResponse, status int, b []byte, modern bool) {
 	if len(b) == 0 {
 		if status >= 400 {
 			writeRPCError(ctx, status, firstID(ex), codeUpstream, "Upstream error: HTTP "+fasthttp.StatusMessage(status))
@@ -209,7 +168,7 @@ func (s *Server) checkMessage(r *route, ex *exchange, b []byte, modern bool, dst
 // mintSession answers an initialize result with the gateway's own session
 // id, binding user, application, negotiated version and the upstream's
 // session id (DESIGN.md section 4). ex.msg holds the scanned result.
-func (s *Server) mintSession(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p *identity.Principal, resp *fasthttp.Response) bool {
+func (s *Server) mintSession(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p *identity.Principal, resp *upResponse) bool {
 	m := &ex.msg
 	if m.Kind != jsonrpc.KindResult {
 		return true // an initialize error creates no session
@@ -289,37 +248,3 @@ func (f *failureLog) note(log *slog.Logger, err error) {
 }
 
 var errBodyTooLarge = errors.New("proxy: upstream message too large")
-
-// readBody reads a whole upstream body, at most max bytes, into dst.
-func readBody(resp *fasthttp.Response, max int, dst []byte) ([]byte, error) {
-	stream := resp.BodyStream()
-	if stream == nil {
-		b := resp.Body()
-		if len(b) > max {
-			return dst, errBodyTooLarge
-		}
-		return append(dst, b...), nil
-	}
-	defer closeResponse(resp)
-	for {
-		if len(dst) == cap(dst) {
-			dst = append(dst, 0)[:len(dst)]
-		}
-		n, err := stream.Read(dst[len(dst):cap(dst)])
-		dst = dst[:len(dst)+n]
-		if len(dst) > max {
-			return dst, errBodyTooLarge
-		}
-		if err == io.EOF {
-			return dst, nil
-		}
-		if err != nil {
-			return dst, err
-		}
-	}
-}
-
-// closeResponse releases a streamed upstream body.
-func closeResponse(resp *fasthttp.Response) {
-	_ = resp.CloseBodyStream()
-}

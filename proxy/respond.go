@@ -1,8 +1,8 @@
 package proxy
 
 import (
-	"strings"
 	"github.com/valyala/fasthttp"
+	"strings"
 
 	"github.com/mcpgw/mcpgw/jsonrpc"
 )

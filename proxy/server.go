@@ -80,9 +80,11 @@ type route struct {
 	challenge string // the fixed part of its 401 challenge
 	upPath    string // upstream request URI (path and query)
 	upHost    string // upstream Host header
-	maxBody   int
-	timeout   time.Duration
-	keepAlive time.Duration
+	// The fixed heads of its upstream requests (renderPrefixes).
+	postHead, getHead, deleteHead []byte
+	maxBody                       int
+	timeout                       time.Duration
+	keepAlive                     time.Duration
 }
 
 // New makes a Server; call Update before serving.
@@ -167,6 +169,9 @@ func (s *Server) Update(snap *Snapshot) error {
 		}
 		if r.path == "" {
 			r.path = "/"
+		}
+		if err := r.renderPrefixes(); err != nil {
+			return fmt.Errorf("proxy: application %q: %w", app.Name, err)
 		}
 		r.origins[r.origin] = true
 		if isLoopbackName(app.Frontend.Hostname()) {

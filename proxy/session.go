@@ -47,16 +47,17 @@ func (s *Server) serveGet(ctx *fasthttp.RequestCtx, r *route, p *identity.Princi
 		writePlainError(ctx, fasthttp.StatusMethodNotAllowed, "Method Not Allowed")
 		return
 	}
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	buildUpstreamRequest(req, r, &ctx.Request.Header, fasthttp.MethodGet, sess.UpstreamID)
-	req.Header.Set("Accept", "text/event-stream")
-	err := r.upstream.listen.Do(req, resp)
-	fasthttp.ReleaseRequest(req)
 	ex := acquireExchange()
 	defer releaseExchange(ex)
-	if err != nil {
-		fasthttp.ReleaseResponse(resp)
+	req, ok := r.appendUpstreamRequest(ex.req[:0], r.getHead, &ctx.Request.Header, sess.UpstreamID, nil, false)
+	ex.req = req
+	if !ok {
+		writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgBadHeader)
+		return
+	}
+	resp := acquireUpResponse()
+	if err := r.upstream.listen.do(req, resp); err != nil {
+		releaseUpResponse(resp)
 		s.writeUpstreamError(ctx, ex, err)
 		return
 	}
@@ -66,11 +67,10 @@ func (s *Server) serveGet(ctx *fasthttp.RequestCtx, r *route, p *identity.Princi
 		s.startRelay(ctx, r, ex, resp, &sess, false, true, true)
 		return
 	}
-	closeResponse(resp)
 	if allow := resp.Header.Peek("Allow"); len(allow) > 0 {
 		ctx.Response.Header.SetBytesV("Allow", allow)
 	}
-	fasthttp.ReleaseResponse(resp)
+	releaseUpResponse(resp)
 	s.writeStatus(ctx, ex, status)
 }
 
@@ -90,19 +90,20 @@ func (s *Server) serveDelete(ctx *fasthttp.RequestCtx, r *route, p *identity.Pri
 	defer releaseExchange(ex)
 	status := fasthttp.StatusNoContent
 	if sess.UpstreamID != "" {
-		req := fasthttp.AcquireRequest()
-		resp := fasthttp.AcquireResponse()
-		buildUpstreamRequest(req, r, &ctx.Request.Header, fasthttp.MethodDelete, sess.UpstreamID)
-		err := r.upstream.calls.Do(req, resp)
-		fasthttp.ReleaseRequest(req)
-		if err != nil {
-			fasthttp.ReleaseResponse(resp)
+		req, ok := r.appendUpstreamRequest(ex.req[:0], r.deleteHead, &ctx.Request.Header, sess.UpstreamID, nil, false)
+		ex.req = req
+		if !ok {
+			writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgBadHeader)
+			return
+		}
+		resp := acquireUpResponse()
+		if err := r.upstream.calls.do(req, resp); err != nil {
+			releaseUpResponse(resp)
 			s.writeUpstreamError(ctx, ex, err)
 			return
 		}
 		status = resp.StatusCode()
-		closeResponse(resp)
-		fasthttp.ReleaseResponse(resp)
+		releaseUpResponse(resp)
 	}
 	s.ended.add(sid)
 	if status >= 200 && status < 300 || status == fasthttp.StatusNotFound {

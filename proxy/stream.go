@@ -30,7 +30,7 @@ var (
 type relay struct {
 	s         *Server
 	r         *route
-	resp      *fasthttp.Response
+	resp      *upResponse
 	reader    *jsonrpc.EventReader
 	scan      jsonrpc.Scanner
 	msg       jsonrpc.Message
@@ -61,7 +61,7 @@ var relayPool = sync.Pool{New: func() any { return new(relay) }}
 // stream, a 2026-07-28 subscriptions/listen) takes its connection over; a
 // request's stream, which ends with its answer, keeps the connection for
 // the client's next request.
-func (s *Server) startRelay(ctx *fasthttp.RequestCtx, r *route, ex *exchange, resp *fasthttp.Response, sess *identity.Session, modern, listen, long bool) {
+func (s *Server) startRelay(ctx *fasthttp.RequestCtx, r *route, ex *exchange, resp *upResponse, sess *identity.Session, modern, listen, long bool) {
 	rl := relayPool.Get().(*relay)
 	rl.s, rl.r, rl.resp = s, r, resp
 	rl.subject = ex.subject
@@ -75,10 +75,10 @@ func (s *Server) startRelay(ctx *fasthttp.RequestCtx, r *route, ex *exchange, re
 	rl.keepAlive = r.keepAlive
 	rl.closeOnce = sync.Once{}
 	if rl.reader == nil || rl.maxEvent != r.maxBody {
-		rl.reader = jsonrpc.NewEventReader(resp.BodyStream(), r.maxBody)
+		rl.reader = jsonrpc.NewEventReader(resp, r.maxBody)
 		rl.maxEvent = r.maxBody
 	} else {
-		rl.reader.Reset(resp.BodyStream())
+		rl.reader.Reset(resp)
 	}
 
 	h := &ctx.Response.Header
@@ -108,17 +108,15 @@ func (s *Server) startRelay(ctx *fasthttp.RequestCtx, r *route, ex *exchange, re
 
 func (rl *relay) closeUpstream(err error) {
 	rl.closeOnce.Do(func() {
-		if rc, ok := rl.resp.BodyStream().(fasthttp.ReadCloserWithError); ok {
-			_ = rc.CloseWithError(err)
-		} else {
-			_ = rl.resp.CloseBodyStream()
+		if err != nil {
+			rl.resp.Abort()
 		}
 	})
 }
 
 func (rl *relay) release() {
 	rl.closeUpstream(nil)
-	fasthttp.ReleaseResponse(rl.resp)
+	releaseUpResponse(rl.resp)
 	rl.reader.Reset(nil)
 	rl.s, rl.r, rl.resp = nil, nil, nil
 	rl.subject = policycache.Subject{}
@@ -370,10 +368,9 @@ func (rl *relay) filterEvent(kinds ...jsonrpc.ListKind) []byte {
 // header must precede the body, so the stream is read up to the initialize
 // response (bounded by max_body), the session minted, and what was read sent
 // as one SSE body.
-func (s *Server) relayInitStream(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p *identity.Principal, resp *fasthttp.Response) {
-	defer fasthttp.ReleaseResponse(resp)
-	defer closeResponse(resp)
-	rd := jsonrpc.NewEventReader(resp.BodyStream(), r.maxBody)
+func (s *Server) relayInitStream(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p *identity.Principal, resp *upResponse) {
+	defer releaseUpResponse(resp)
+	rd := jsonrpc.NewEventReader(resp, r.maxBody)
 	var ev jsonrpc.Event
 	out := ex.out[:0]
 	var prime []byte
