@@ -23,9 +23,45 @@ func runCheck(args []string, env Env) int {
 	}
 	defer comp.policy.Close()
 	cfg := comp.cfg
+	printIdentity(env.Stdout, cfg)
 	printCompiled(env.Stdout, cfg, comp.policy)
 	fmt.Fprintf(env.Stdout, "%s: ok (%d applications)\n", cfg.Path, len(cfg.Applications))
 	return ExitOK
+}
+
+// printIdentity says how users log in: the mode, the identity provider's
+// issuer and whether the env file was read (its keys, never its values).
+func printIdentity(w io.Writer, cfg *Config) {
+	id := &cfg.Identity
+	fmt.Fprintf(w, "identity\n  mode %s", id.Mode)
+	switch {
+	case id.Mode == "broker" && id.Env["OIDC_CLIENT_ID"].Reveal() != "":
+		fmt.Fprintf(w, " (mcpgw is the authorization server at %s)\n", cfg.Server.URL)
+	case id.Mode == "broker":
+		fmt.Fprintf(w, " (no OIDC client: only dev users log in)\n")
+	default:
+		fmt.Fprintf(w, " (clients bring the identity provider's JWTs)\n")
+	}
+	switch {
+	case id.Issuer != "":
+		fmt.Fprintf(w, "  issuer %s\n", id.Issuer)
+	case id.Env["OIDC_AUTH_URL"].Reveal() != "":
+		fmt.Fprintf(w, "  issuer derived from OIDC_AUTH_URL by discovery\n")
+	default:
+		fmt.Fprintf(w, "  issuer none\n")
+	}
+	if id.EnvFile == "" {
+		fmt.Fprintf(w, "  env file none read\n")
+	} else {
+		keys := make([]string, 0, len(id.Env))
+		for k := range id.Env {
+			keys = append(keys, k)
+		}
+		fmt.Fprintf(w, "  env file %s read (%s; values hidden)\n", id.EnvFile, strings.Join(sortedStrings(keys), ", "))
+	}
+	if n := len(id.DevUsers); n > 0 {
+		fmt.Fprintf(w, "  dev users %d\n", n)
+	}
 }
 
 func printCompiled(w io.Writer, cfg *Config, pol *policycache.Policy) {

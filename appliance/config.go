@@ -36,7 +36,11 @@ type ServerConfig struct {
 	// URL is the public base URL, an absolute http or https URL. SERVER_URL
 	// in the identity env file wins when set. Default: http://localhost:<port>
 	// (https://localhost:<port> with TLS) from Listen, the port omitted when
-	// it is the scheme's default.
+	// it is the scheme's default. In broker mode with an OIDC client it must
+	// be written: it is the OAuth issuer, <URL>/oauth/callback is the
+	// redirect URI to register at the identity provider, and it must name
+	// the scheme, host and port of an application with auth: oauth, without
+	// a path (the OAuth endpoints live at the root of the frontend hosts).
 	URL string `yaml:"url"`
 	// Listen is the frontend address, host:port (default ":443" with TLS,
 	// ":8080" without).
@@ -47,8 +51,10 @@ type ServerConfig struct {
 	// used; write `tls: {}` to serve plain HTTP regardless.
 	TLS   TLSConfig   `yaml:"tls"`
 	Admin AdminConfig `yaml:"admin"`
-	// DataDir holds state: the session key, later the state store (default
-	// /var/lib/mcpgw). Relative paths here and in every other path field are
+	// DataDir holds state (default /var/lib/mcpgw): the session key
+	// (session.key, from which the OAuth token key is derived), the state
+	// store (state/: client registrations, refresh tokens, consent) and the
+	// generated admin token. Relative paths here and in every other path field are
 	// relative to the working directory of the process.
 	DataDir string `yaml:"data_dir"`
 	// MaxBody is the largest request or response message accepted (default 4MiB).
@@ -67,8 +73,11 @@ type TLSConfig struct {
 }
 
 type AdminConfig struct {
-	Listen    string `yaml:"listen"`     // default 127.0.0.1:9900; must differ from server.listen
-	TokenFile string `yaml:"token_file"` // default <data_dir>/admin.token
+	Listen string `yaml:"listen"` // default 127.0.0.1:9900; must differ from server.listen
+	// TokenFile holds the admin API's bearer token (default
+	// <data_dir>/admin.token, generated with mode 0600 when absent; an
+	// existing file must not be readable by group or others).
+	TokenFile string `yaml:"token_file"`
 }
 
 type IdentityConfig struct {
@@ -81,8 +90,11 @@ type IdentityConfig struct {
 	EnvFile string `yaml:"env_file"`
 	// Issuer is an optional OIDC issuer for discovery (no default: derived
 	// from the env file's URLs).
-	Issuer      string        `yaml:"issuer"`
-	Mode        string        `yaml:"mode"`         // broker (default) | resource
+	Issuer string `yaml:"issuer"`
+	// Mode is broker (default: mcpgw is the OAuth authorization server and
+	// logs users in at the provider with the env file's client) or resource
+	// (clients bring the provider's JWTs; needs Issuer or OIDC_AUTH_URL).
+	Mode        string        `yaml:"mode"`
 	GroupsClaim string        `yaml:"groups_claim"` // default "groups"
 	TokenTTL    time.Duration `yaml:"token_ttl"`    // lifetime of issued access tokens, default 1h
 	// AllowDevUsers accepts dev_users on non-loopback listeners (default false).

@@ -102,7 +102,7 @@ func TestParseConfigValidFull(t *testing.T) {
 	}
 	want := &Config{
 		Server: ServerConfig{
-			URL:             "https://gw.example.com", // SERVER_URL in the env file wins
+			URL:             "https://mcpgw.example.com", // SERVER_URL in the env file (TestIdentityEnvFile: it wins)
 			Listen:          ":443",
 			TLS:             TLSConfig{Cert: dir + "/mcpgw-cert.pem", Key: dir + "/mcpgw-key.pem"},
 			Admin:           AdminConfig{Listen: "127.0.0.1:9900", TokenFile: dir + "/admin.token"},
@@ -124,7 +124,7 @@ func TestParseConfigValidFull(t *testing.T) {
 				"OIDC_TOKEN_URL":     NewSecret("https://auth.pingone.example/as/token"),
 				"OIDC_USER_URL":      NewSecret("https://auth.pingone.example/as/userinfo"),
 				"OIDC_SCOPES":        NewSecret("openid profile email"),
-				"SERVER_URL":         NewSecret("https://gw.example.com"),
+				"SERVER_URL":         NewSecret("https://mcpgw.example.com"),
 			},
 		},
 		Roles: RolesConfig{AdminGroups: []string{"mcpgw-admins"}, AuditorGroups: []string{"auditors"}},
@@ -628,7 +628,7 @@ func TestIdentityEnvFile(t *testing.T) {
 	const oauthApp = `
 applications:
   - name: app
-    frontend_url: https://gw.example.com/mcp
+    frontend_url: https://from-env.example.com/mcp
     upstream_url: https://backend.example.com/mcp
     rules: [{name: r, subjects: {groups: [g]}, tools: [".*"]}]
 `
@@ -699,9 +699,56 @@ applications:
 		{
 			name:       "client with issuer",
 			defaultEnv: noURLs,
-			src:        "identity: {issuer: https://idp.example/as}\n" + oauthApp,
-			wantURL:    "http://localhost:8080",
+			src:        "server: {url: https://from-env.example.com}\nidentity: {issuer: https://idp.example/as}\n" + oauthApp,
+			wantURL:    "https://from-env.example.com",
 			wantEnv:    noURLs,
+		},
+		{
+			name:       "broker needs a written server URL",
+			defaultEnv: noURLs,
+			src:        "identity: {issuer: https://idp.example/as}\n" + oauthApp,
+			wantErrs: []string{"inline.yaml:1: server.url: required in broker mode (or SERVER_URL in identity.env_file): " +
+				"it is the OAuth issuer and the base of the login callback <url>/oauth/callback registered at the identity provider"},
+		},
+		{
+			name:       "broker server URL on another host",
+			defaultEnv: noURLs,
+			src:        "server: {url: https://other.example.com}\nidentity: {issuer: https://idp.example/as}\n" + oauthApp,
+			wantErrs: []string{"inline.yaml:1: server.url: must have the scheme, host and port of an application with auth: oauth: " +
+				"the OAuth endpoints and the login callback are served only on the applications' hosts"},
+		},
+		{
+			name:       "broker server URL with a path",
+			defaultEnv: noURLs,
+			src:        "server: {url: https://from-env.example.com/gw}\nidentity: {issuer: https://idp.example/as}\n" + oauthApp,
+			wantErrs:   []string{"inline.yaml:1: server.url: must not have a path in broker mode: the OAuth endpoints are served at the root of the host"},
+		},
+		{
+			name:       "broker SERVER_URL on another port is reported in the env file",
+			defaultEnv: good,
+			src:        strings.Replace(oauthApp, "from-env.example.com", "from-env.example.com:8443", 1),
+			wantErrs: []string{good + ":4: SERVER_URL: must have the scheme, host and port of an application with auth: oauth: " +
+				"the OAuth endpoints and the login callback are served only on the applications' hosts"},
+		},
+		{
+			name:       "broker without client: dev users only",
+			defaultEnv: filepath.Join(dir, "absent.env"),
+			src:        "identity: {dev_users: [{token: alice-token, user: alice}]}\n" + oauthApp,
+			wantURL:    "http://localhost:8080",
+		},
+		{
+			name:       "resource mode derives the issuer from OIDC_AUTH_URL",
+			defaultEnv: good,
+			src:        "identity: {mode: resource}\n" + oauthApp,
+			wantURL:    "https://from-env.example.com",
+			wantEnv:    good,
+		},
+		{
+			name:       "resource mode without an issuer",
+			defaultEnv: filepath.Join(dir, "absent.env"),
+			src:        "identity: {mode: resource, dev_users: [{token: alice-token, user: alice}]}\n" + oauthApp,
+			wantErrs: []string{"inline.yaml:1: identity.mode: resource mode verifies the identity provider's JWTs: " +
+				"set identity.issuer, or OIDC_AUTH_URL in identity.env_file to derive it"},
 		},
 		{
 			name:       "malformed lines",

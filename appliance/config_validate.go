@@ -329,6 +329,14 @@ func (v validator) identity(cfg *Config) {
 	if id.Mode == "broker" && id.Issuer != "" && v.env.get("OIDC_CLIENT_ID") == "" {
 		v.errorKey("identity.issuer", "broker mode logs users in with a client: it needs OIDC_CLIENT_ID in identity.env_file")
 	}
+	if hasOAuthApp(cfg) {
+		switch {
+		case id.Mode == "broker" && v.env.get("OIDC_CLIENT_ID") != "":
+			v.brokerServerURL(cfg)
+		case id.Mode == "resource" && id.Issuer == "" && v.env.get("OIDC_AUTH_URL") == "":
+			v.errorKey("identity.mode", "resource mode verifies the identity provider's JWTs: set identity.issuer, or OIDC_AUTH_URL in identity.env_file to derive it")
+		}
+	}
 
 	// Dev tokens: at least 8 characters rules out placeholders ("x",
 	// "test") while keeping quickstart tokens such as "alice-token" short.
@@ -355,11 +363,73 @@ func (v validator) identity(cfg *Config) {
 	}
 }
 
+// brokerServerURL checks server.url (or SERVER_URL) where mcpgw is the
+// authorization server: it is the issuer clients see and the base of the
+// callback registered at the identity provider, <url>/oauth/callback. The
+// proxy serves /oauth/* at the root of the hosts that name applications, so
+// the URL must be written (the localhost default is never what the provider
+// knows), have no path, and name the host of an application with auth:
+// oauth.
+func (v validator) brokerServerURL(cfg *Config) {
+	fromEnv := v.env.get("SERVER_URL") != ""
+	fail := func(msg string) {
+		if fromEnv {
+			v.envError("SERVER_URL", msg)
+		} else {
+			v.errorKey("server.url", msg)
+		}
+	}
+	if !fromEnv && !v.has("server.url") {
+		v.errorKey("server.url", "required in broker mode (or SERVER_URL in identity.env_file): it is the OAuth issuer and "+
+			"the base of the login callback <url>/oauth/callback registered at the identity provider")
+		return
+	}
+	u, err := url.Parse(cfg.Server.URL)
+	if err != nil || checkHTTPURL(cfg.Server.URL, urlRules{path: true}) != "" {
+		return // reported by server()
+	}
+	if u.Path != "" && u.Path != "/" {
+		fail("must not have a path in broker mode: the OAuth endpoints are served at the root of the host")
+		return
+	}
+	host := hostKey(u)
+	for _, app := range cfg.Applications {
+		if app.Auth != "oauth" {
+			continue
+		}
+		if f, err := url.Parse(app.FrontendURL); err == nil && f.Scheme == u.Scheme && hostKey(f) == host {
+			return
+		}
+	}
+	fail("must have the scheme, host and port of an application with auth: oauth: " +
+		"the OAuth endpoints and the login callback are served only on the applications' hosts")
+}
+
+// hostKey is a URL's host, lower-cased, with the scheme's default port
+// made explicit.
+func hostKey(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return strings.ToLower(u.Hostname()) + ":" + port
+}
+
+func hasOAuthApp(cfg *Config) bool {
+	for _, app := range cfg.Applications {
+		if app.Auth == "oauth" {
+			return true
+		}
+	}
+	return false
+}
+
 // oidcReady reports whether users can authenticate through the IdP in the
-// configured mode.
+// configured mode: broker mode needs the gateway's client, resource mode an
+// issuer to verify tokens against (written, or derived from OIDC_AUTH_URL).
 func (v validator) oidcReady(cfg *Config) bool {
 	if cfg.Identity.Mode == "resource" {
-		return cfg.Identity.Issuer != "" || v.env.get("OIDC_CLIENT_ID") != ""
+		return cfg.Identity.Issuer != "" || v.env.get("OIDC_AUTH_URL") != ""
 	}
 	return v.env.get("OIDC_CLIENT_ID") != ""
 }

@@ -40,7 +40,28 @@ func TestCheckCommand(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("check good config: exit %d, stderr %q", code, errOut)
 	}
-	for _, want := range []string{"application admin", "rule readers (enforce)", `"get_secret.*"`, "X-Api-Key (values hidden)", "ok (1 applications)"} {
+	for _, want := range []string{"identity\n  mode broker (no OIDC client: only dev users log in)", "issuer none", "env file none read",
+		"application admin", "rule readers (enforce)", `"get_secret.*"`, "X-Api-Key (values hidden)", "ok (1 applications)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out+errOut, sentinel) {
+		t.Errorf("check printed a secret value")
+	}
+
+	// With an env file: the mode, the issuer and the keys read, never a value.
+	envFile := writeFile(t, dir, "pingone.env", "OIDC_CLIENT_ID=gw\nOIDC_CLIENT_SECRET="+sentinel+"\n"+
+		"OIDC_AUTH_URL=https://idp.example/as/authorize\nOIDC_TOKEN_URL=https://idp.example/as/token\nSERVER_URL=http://127.0.0.1:8080\n")
+	withEnv := writeFile(t, dir, "env.yaml", "identity:\n  env_file: "+envFile+"\n"+
+		strings.ReplaceAll(strings.TrimPrefix(explainConfig, "identity:\n"), "@DIR@", dir))
+	code, out, errOut = runMain("check", "--config", withEnv)
+	if code != ExitOK {
+		t.Fatalf("check config with env file: exit %d, stderr %q", code, errOut)
+	}
+	for _, want := range []string{"mode broker (mcpgw is the authorization server at http://127.0.0.1:8080)",
+		"issuer derived from OIDC_AUTH_URL by discovery",
+		"env file " + envFile + " read (OIDC_AUTH_URL, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_TOKEN_URL, SERVER_URL; values hidden)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
 		}

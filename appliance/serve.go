@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mcpgw/mcpgw/identity"
+	"github.com/mcpgw/mcpgw/internal/state"
 	"github.com/mcpgw/mcpgw/proxy"
 )
 
@@ -51,6 +52,11 @@ func newLogger(w io.Writer, o *ObservabilityConfig) *slog.Logger {
 
 // serve runs the gateway until ctx ends. ready, when not nil, receives the
 // bound frontend address once the gateway accepts connections.
+//
+// What outlives a reload is opened here once: the session key, the state
+// store (<data_dir>/state), the keys derived from them, the admin token and
+// both listeners. What a reload replaces (policy, routes, the authorization
+// server's view of the applications) is a compiled.
 func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, ready chan<- net.Addr) error {
 	if err := os.MkdirAll(cfg.Server.DataDir, 0o700); err != nil {
 		return fmt.Errorf("cannot create data_dir: %w", err)
@@ -63,13 +69,31 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 	if err != nil {
 		return fmt.Errorf("cannot make session codec: %w", err)
 	}
+	adminToken, err := LoadOrCreateAdminToken(cfg.Server.Admin.TokenFile)
+	if err != nil {
+		return err
+	}
+	store, err := state.OpenPebble(filepath.Join(cfg.Server.DataDir, "state"), log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ids, err := newIdentityRuntime(key, store, log)
+	if err != nil {
+		return err
+	}
 	comp, err := compile(cfg)
 	if err != nil {
+		return err
+	}
+	if err := ids.attach(ctx, comp); err != nil {
+		comp.policy.Close()
 		return err
 	}
 
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
+		comp.policy.Close()
 		return fmt.Errorf("cannot listen on %s: %w", cfg.Server.Listen, err)
 	}
 	loopback := isLoopbackAddr(ln.Addr())
@@ -79,6 +103,7 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 		c, err := tls.LoadX509KeyPair(cfg.Server.TLS.Cert, cfg.Server.TLS.Key)
 		if err != nil {
 			ln.Close()
+			comp.policy.Close()
 			return fmt.Errorf("cannot load TLS pair: %w", err)
 		}
 		cert.Store(&c)
@@ -89,21 +114,35 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 			},
 		})
 	}
-
-	srv, err := proxy.New(proxy.Options{Logger: log, Sessions: codec, Loopback: loopback, TLS: useTLS})
+	adminLn, err := listenAdmin(cfg.Server.Admin.Listen)
 	if err != nil {
 		ln.Close()
+		comp.policy.Close()
 		return err
 	}
-	if err := srv.Update(comp.snap); err != nil {
+
+	srv, err := proxy.New(proxy.Options{Logger: log, Sessions: codec, Loopback: loopback, TLS: useTLS})
+	if err == nil {
+		err = srv.Update(comp.snap)
+	}
+	if err != nil {
 		ln.Close()
+		adminLn.Close()
+		comp.policy.Close()
 		return err
 	}
-	current := comp
+	var current atomic.Pointer[compiled]
+	current.Store(comp)
+	admin := newAdminHTTPServer(newAdminServer(adminToken, func() readiness {
+		return ids.readiness(current.Load())
+	}), log.With("component", "admin"))
 
 	errc := make(chan error, 1)
+	adminErrc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("mcpgw serving", "listen", ln.Addr().String(), "tls", useTLS, "applications", len(cfg.Applications), "version", Version())
+	go func() { adminErrc <- admin.Serve(adminLn) }()
+	log.Info("mcpgw serving", "listen", ln.Addr().String(), "admin", adminLn.Addr().String(), "tls", useTLS,
+		"applications", len(cfg.Applications), "identity", ids.describe(comp), "version", Version())
 	if ready != nil {
 		ready <- ln.Addr()
 	}
@@ -117,16 +156,24 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 		case <-ctx.Done():
 			notifySystemd("STOPPING=1")
 			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			var aerr error
+			done := make(chan struct{})
+			go func() { aerr = admin.Shutdown(sctx); close(done) }()
 			err := srv.Shutdown(sctx)
+			<-done
 			cancel()
 			<-errc
-			current.policy.Close()
+			<-adminErrc
+			current.Load().policy.Close()
 			log.Info("mcpgw stopped")
-			return err
+			return errors.Join(err, aerr)
 		case err := <-errc:
+			admin.Close()
 			return fmt.Errorf("frontend stopped: %w", err)
+		case err := <-adminErrc:
+			return fmt.Errorf("admin listener stopped: %w", err)
 		case <-hup:
-			next, err := reload(cfgPath, useTLS, &cert)
+			next, err := reload(ctx, cfgPath, useTLS, &cert, ids)
 			if err != nil {
 				log.Error("reload refused; the running configuration keeps serving", "error", err.Error())
 				continue
@@ -138,10 +185,9 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 			}
 			// The old policy is closed after in-flight requests had
 			// time to finish with it.
-			old := current
-			current = next
+			old := current.Swap(next)
 			time.AfterFunc(time.Minute, old.policy.Close)
-			log.Info("configuration reloaded", "applications", len(next.cfg.Applications))
+			log.Info("configuration reloaded", "applications", len(next.cfg.Applications), "identity", ids.describe(next))
 		}
 	}
 }
@@ -149,7 +195,7 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 // reload loads and compiles the configuration again, and the TLS pair.
 // Nothing changes unless everything succeeds. Listener changes need a
 // restart.
-func reload(path string, useTLS bool, cert *atomic.Pointer[tls.Certificate]) (*compiled, error) {
+func reload(ctx context.Context, path string, useTLS bool, cert *atomic.Pointer[tls.Certificate], ids *identityRuntime) (*compiled, error) {
 	cfg, err := LoadConfig(path)
 	if err != nil {
 		return nil, err
@@ -166,6 +212,10 @@ func reload(path string, useTLS bool, cert *atomic.Pointer[tls.Certificate]) (*c
 	}
 	comp, err := compile(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := ids.attach(ctx, comp); err != nil {
+		comp.policy.Close()
 		return nil, err
 	}
 	if useTLS {
