@@ -36,6 +36,7 @@ type Options struct {
 type Server struct {
 	log      *slog.Logger
 	sessions *identity.SessionCodec
+	opened   openedSessions // sessions.Open, remembered
 	loopback bool
 	tls      bool
 
