@@ -60,32 +60,47 @@ type tsProgress struct {
 // suites' Node 22) and returns its report. steps are the script's ops.
 func runTS(t *testing.T, url, token string, steps ...map[string]any) tsResult {
 	t.Helper()
-	stepsJSON, err := json.Marshal(steps)
+	var res tsResult
+	stderr, runErr := runNodeJSON(t, "node", &res, filepath.Join("clients", "mcp-client.mjs"), url, token, stepsArg(t, steps))
+	if !res.Connected {
+		t.Fatalf("TypeScript client could not connect to %s: %+v (run: %v)\nstderr:\n%s", url, res.ConnectError, runErr, stderr)
+	}
+	if runErr != nil {
+		t.Fatalf("TypeScript client: %v\nstderr:\n%s", runErr, stderr)
+	}
+	return res
+}
+
+func stepsArg(t *testing.T, steps []map[string]any) string {
+	t.Helper()
+	b, err := json.Marshal(steps)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return string(b)
+}
+
+// runNodeJSON runs a Node script with node (a path, or "node" from PATH),
+// bounded by clientTimeout, and decodes the JSON it prints into out. It
+// returns the script's stderr and its exit error; output that is not JSON
+// fails the test.
+func runNodeJSON(t *testing.T, node string, out any, script string, args ...string) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", filepath.Join("clients", "mcp-client.mjs"), url, token, string(stepsJSON))
+	cmd := exec.CommandContext(ctx, node, append([]string{script}, args...)...)
 	cmd.Env = append(cmd.Environ(), "E2E_NODE_MODULES="+nodeModules)
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	runErr := cmd.Run()
 	if ctx.Err() != nil {
-		t.Fatalf("TypeScript client gave no answer within %s; stderr:\n%s", clientTimeout, stderr.String())
+		t.Fatalf("%s gave no answer within %s; stderr:\n%s", script, clientTimeout, stderr.String())
 	}
-	var res tsResult
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("TypeScript client output is not JSON (%v, run: %v)\nstdout:\n%s\nstderr:\n%s", err, runErr, stdout.String(), stderr.String())
+	if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
+		t.Fatalf("%s output is not JSON (%v, run: %v)\nstdout:\n%s\nstderr:\n%s", script, err, runErr, stdout.String(), stderr.String())
 	}
-	if !res.Connected {
-		t.Fatalf("TypeScript client could not connect to %s: %+v (run: %v)\nstderr:\n%s", url, res.ConnectError, runErr, stderr.String())
-	}
-	if runErr != nil {
-		t.Fatalf("TypeScript client: %v\nstderr:\n%s", runErr, stderr.String())
-	}
-	return res
+	return stderr.String(), runErr
 }
 
 func listTools() map[string]any     { return map[string]any{"op": "listTools"} }

