@@ -17,9 +17,10 @@ type exchange struct {
 	subject policycache.Subject
 	names   listFilter
 	args    argLookup
-	req     []byte // upstream request, head and body
-	body    []byte // upstream response body
-	out     []byte // rewritten response body
+	hdr     reqHeaders // the client request's headers; valid while its handler runs
+	req     []byte     // upstream request, head and body
+	body    []byte     // upstream response body
+	out     []byte     // rewritten response body
 	tmp     []byte
 	elems   [][]byte
 	pending []pendingCall
@@ -42,6 +43,7 @@ func releaseExchange(ex *exchange) {
 	ex.subject = policycache.Subject{}
 	ex.names = listFilter{}
 	ex.args = argLookup{}
+	ex.hdr = reqHeaders{}
 	ex.body = ex.body[:0]
 	ex.out = ex.out[:0]
 	ex.tmp = ex.tmp[:0]

@@ -19,7 +19,7 @@ import (
 // ex.pending names the requests whose responses are expected; it is empty
 // for notifications and client responses.
 func (s *Server) forwardPost(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p *identity.Principal, sess *identity.Session, body []byte, modern bool) {
-	req, ok := r.appendUpstreamRequest(ex.req[:0], r.postHead, &ctx.Request.Header, sess.UpstreamID, body, true)
+	req, ok := r.appendUpstreamRequest(ex.req[:0], r.postHead, &ex.hdr, &ctx.Request.Header, sess.UpstreamID, body, true)
 	ex.req = req
 	if !ok {
 		writeRPCError(ctx, fasthttp.StatusBadRequest, firstID(ex), jsonrpc.InvalidRequest, msgBadHeader)

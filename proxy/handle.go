@@ -35,7 +35,9 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
-	origin, ok := singleHeader(&ctx.Request.Header, "Origin")
+	var rh reqHeaders
+	rh.read(&ctx.Request.Header)
+	origin, ok := rh.single(hdrOrigin, rh.origin)
 	if !ok {
 		writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgAmbiguousHeaders)
 		return
@@ -55,23 +57,23 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 
 	switch {
 	case ctx.IsPost():
-		p := s.authenticate(ctx, st, r)
+		p := s.authenticate(ctx, st, r, &rh)
 		if p == nil {
 			return
 		}
-		s.servePost(ctx, r, p)
+		s.servePost(ctx, r, p, &rh)
 	case ctx.IsGet():
-		p := s.authenticate(ctx, st, r)
+		p := s.authenticate(ctx, st, r, &rh)
 		if p == nil {
 			return
 		}
-		s.serveGet(ctx, r, p)
+		s.serveGet(ctx, r, p, &rh)
 	case ctx.IsDelete():
-		p := s.authenticate(ctx, st, r)
+		p := s.authenticate(ctx, st, r, &rh)
 		if p == nil {
 			return
 		}
-		s.serveDelete(ctx, r, p)
+		s.serveDelete(ctx, r, p, &rh)
 	case ctx.IsOptions():
 		// CORS preflight carries no credentials by design.
 		h := &ctx.Response.Header
@@ -173,11 +175,11 @@ func (r *route) originAllowed(origin []byte) bool {
 }
 
 // authenticate yields the caller's principal or answers 401 and returns nil.
-func (s *Server) authenticate(ctx *fasthttp.RequestCtx, st *state, r *route) *identity.Principal {
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx, st *state, r *route, rh *reqHeaders) *identity.Principal {
 	if r.authNone {
 		return identity.AnonymousPrincipal
 	}
-	authz, ok := singleHeader(&ctx.Request.Header, "Authorization")
+	authz, ok := rh.single(hdrAuthorization, rh.authorization)
 	if !ok {
 		r.writeUnauthorized(ctx, "invalid_request")
 		return nil
@@ -199,18 +201,4 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, st *state, r *route) *id
 	}
 	r.writeUnauthorized(ctx, "invalid_token")
 	return nil
-}
-
-// singleHeader returns the value of a header that must not repeat: a
-// repeated one cannot be read with certainty (P-13), so ok is false.
-func singleHeader(h *fasthttp.RequestHeader, name string) (v []byte, ok bool) {
-	all := h.PeekAll(name)
-	switch len(all) {
-	case 0:
-		return nil, true
-	case 1:
-		return all[0], true
-	default:
-		return nil, false
-	}
 }

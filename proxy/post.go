@@ -23,14 +23,13 @@ const (
 const supportedVersionsPrefix = `{"supported":["2026-07-28","2025-11-25","2025-06-18","2025-03-26","2024-11-05"]`
 
 // servePost handles one client→server message (or a 2025-03-26 batch).
-func (s *Server) servePost(ctx *fasthttp.RequestCtx, r *route, p *identity.Principal) {
+func (s *Server) servePost(ctx *fasthttp.RequestCtx, r *route, p *identity.Principal, rh *reqHeaders) {
 	if !isMediaType(ctx.Request.Header.ContentType(), "application/json") {
 		writeRPCError(ctx, fasthttp.StatusUnsupportedMediaType, nil, jsonrpc.InvalidRequest, msgContentType)
 		return
 	}
-	h := &ctx.Request.Header
-	sid, ok1 := singleHeader(h, "Mcp-Session-Id")
-	hdrVersion, ok2 := singleHeader(h, "Mcp-Protocol-Version")
+	sid, ok1 := rh.single(hdrSessionID, rh.sessionID)
+	hdrVersion, ok2 := rh.single(hdrProtocolVersion, rh.protocolVersion)
 	if !ok1 || !ok2 {
 		writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgAmbiguousHeaders)
 		return
@@ -54,6 +53,7 @@ func (s *Server) servePost(ctx *fasthttp.RequestCtx, r *route, p *identity.Princ
 	ex := acquireExchange()
 	defer releaseExchange(ex)
 	ex.subject = subjectOf(p)
+	ex.hdr = *rh
 
 	body := ctx.PostBody()
 	if jsonrpc.IsBatch(body) {
@@ -73,7 +73,7 @@ func (s *Server) servePost(ctx *fasthttp.RequestCtx, r *route, p *identity.Princ
 	}
 
 	modern := !hasSession && isModernRequest(m, hdrVersion)
-	if modern && !s.validateModern(ctx, m, hdrVersion) {
+	if modern && !s.validateModern(ctx, m, rh) {
 		return
 	}
 	if bytes.Equal(m.Method, []byte("initialize")) && hasSession {
@@ -348,7 +348,8 @@ func isLegacyVersion(v []byte) bool {
 // validateModern applies the 2026-07-28 transport checks the gateway owes as
 // an intermediary that reads bodies (MCP-REQUIREMENTS.md 1.8.1, 1.8.3,
 // 1.8.4). Authorization itself is decided on the body.
-func (s *Server) validateModern(ctx *fasthttp.RequestCtx, m *jsonrpc.Message, hdrVersion []byte) bool {
+func (s *Server) validateModern(ctx *fasthttp.RequestCtx, m *jsonrpc.Message, rh *reqHeaders) bool {
+	hdrVersion := rh.protocolVersion
 	if m.Kind != jsonrpc.KindRequest && m.Kind != jsonrpc.KindNotification {
 		return true
 	}
@@ -371,15 +372,14 @@ func (s *Server) validateModern(ctx *fasthttp.RequestCtx, m *jsonrpc.Message, hd
 			"Unsupported protocol version", data)
 		return false
 	}
-	h := &ctx.Request.Header
-	method, ok := singleHeader(h, "Mcp-Method")
+	method, ok := rh.single(hdrMethod, rh.method)
 	if !ok || !headerEquals(method, m.Method) {
 		writeRPCError(ctx, fasthttp.StatusBadRequest, m.ID, jsonrpc.HeaderMismatch, msgHeaderMismatch)
 		return false
 	}
 	switch string(m.Method) {
 	case "tools/call", "prompts/get", "resources/read":
-		name, ok := singleHeader(h, "Mcp-Name")
+		name, ok := rh.single(hdrName, rh.name)
 		if !ok || len(m.Name) == 0 || !headerEquals(name, m.Name) {
 			writeRPCError(ctx, fasthttp.StatusBadRequest, m.ID, jsonrpc.HeaderMismatch, msgHeaderMismatch)
 			return false

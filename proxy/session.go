@@ -27,8 +27,8 @@ func (s *Server) openSession(ctx *fasthttp.RequestCtx, r *route, p *identity.Pri
 // (MCP-REQUIREMENTS.md 1.3). Without a session, or for a stateless
 // upstream, there is no such stream: 405, the only answer clients read as
 // "no GET stream" (P-4).
-func (s *Server) serveGet(ctx *fasthttp.RequestCtx, r *route, p *identity.Principal) {
-	sid, ok := singleHeader(&ctx.Request.Header, "Mcp-Session-Id")
+func (s *Server) serveGet(ctx *fasthttp.RequestCtx, r *route, p *identity.Principal, rh *reqHeaders) {
+	sid, ok := rh.single(hdrSessionID, rh.sessionID)
 	if !ok {
 		writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgAmbiguousHeaders)
 		return
@@ -49,7 +49,7 @@ func (s *Server) serveGet(ctx *fasthttp.RequestCtx, r *route, p *identity.Princi
 	}
 	ex := acquireExchange()
 	defer releaseExchange(ex)
-	req, ok := r.appendUpstreamRequest(ex.req[:0], r.getHead, &ctx.Request.Header, sess.UpstreamID, nil, false)
+	req, ok := r.appendUpstreamRequest(ex.req[:0], r.getHead, rh, &ctx.Request.Header, sess.UpstreamID, nil, false)
 	ex.req = req
 	if !ok {
 		writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgBadHeader)
@@ -76,8 +76,8 @@ func (s *Server) serveGet(ctx *fasthttp.RequestCtx, r *route, p *identity.Princi
 
 // serveDelete ends a legacy session, upstream too (MCP-REQUIREMENTS.md
 // 1.5.4, 1.5.7). Afterwards the id gets 404.
-func (s *Server) serveDelete(ctx *fasthttp.RequestCtx, r *route, p *identity.Principal) {
-	sid, ok := singleHeader(&ctx.Request.Header, "Mcp-Session-Id")
+func (s *Server) serveDelete(ctx *fasthttp.RequestCtx, r *route, p *identity.Principal, rh *reqHeaders) {
+	sid, ok := rh.single(hdrSessionID, rh.sessionID)
 	if !ok || len(sid) == 0 {
 		writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgSessionRequired)
 		return
@@ -90,7 +90,7 @@ func (s *Server) serveDelete(ctx *fasthttp.RequestCtx, r *route, p *identity.Pri
 	defer releaseExchange(ex)
 	status := fasthttp.StatusNoContent
 	if sess.UpstreamID != "" {
-		req, ok := r.appendUpstreamRequest(ex.req[:0], r.deleteHead, &ctx.Request.Header, sess.UpstreamID, nil, false)
+		req, ok := r.appendUpstreamRequest(ex.req[:0], r.deleteHead, rh, &ctx.Request.Header, sess.UpstreamID, nil, false)
 		ex.req = req
 		if !ok {
 			writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgBadHeader)

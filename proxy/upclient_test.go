@@ -298,7 +298,9 @@ func TestAppendUpstreamRequest(t *testing.T) {
 	h.Set("Mcp-Param-Region", "eu")
 	h.Set("Authorization", "Bearer secret")
 	h.Set("X-Forwarded-For", "1.2.3.4")
-	got, ok := r.appendUpstreamRequest(nil, r.postHead, &h, "up-sid", []byte(`{}`), true)
+	var rh reqHeaders
+	rh.read(&h)
+	got, ok := r.appendUpstreamRequest(nil, r.postHead, &rh, &h, "up-sid", []byte(`{}`), true)
 	if !ok {
 		t.Fatal("refused")
 	}
@@ -308,7 +310,9 @@ func TestAppendUpstreamRequest(t *testing.T) {
 		t.Errorf("got\n%q\nwant\n%q", got, want)
 	}
 	h.Set("Mcp-Method", "tools/call\x01")
-	if _, ok := r.appendUpstreamRequest(nil, r.postHead, &h, "", nil, true); ok {
+	rh = reqHeaders{}
+	rh.read(&h)
+	if _, ok := r.appendUpstreamRequest(nil, r.postHead, &rh, &h, "", nil, true); ok {
 		t.Error("a control character in a carried header was relayed")
 	}
 	bad := &route{upPath: "/mcp", upHost: "up", headers: []Header{{Name: "X-Key", Value: "a\r\nInjected: 1"}}}
@@ -343,4 +347,34 @@ func FuzzChunked(f *testing.F) {
 			t.Fatalf("read past the body: left %q", rest)
 		}
 	})
+}
+
+func TestReqHeaders(t *testing.T) {
+	var h fasthttp.RequestHeader
+	h.Set("origin", "http://a")
+	h.Set("AUTHORIZATION", "Bearer t")
+	h.Add("Mcp-Session-Id", "s1")
+	h.Add("mcp-session-id", "s2")
+	h.Set("Last-Event-ID", "7")
+	h.Set("Mcp-Param-X", "1")
+	var rh reqHeaders
+	rh.read(&h)
+	if string(rh.origin) != "http://a" || string(rh.authorization) != "Bearer t" || string(rh.lastEventID) != "7" || !rh.params {
+		t.Errorf("got %+v", rh)
+	}
+	if _, ok := rh.single(hdrSessionID, rh.sessionID); ok {
+		t.Error("a repeated Mcp-Session-Id was read as single")
+	}
+	if v, ok := rh.single(hdrOrigin, rh.origin); !ok || string(v) != "http://a" {
+		t.Errorf("Origin: got %q %v", v, ok)
+	}
+	if v, ok := rh.single(hdrName, rh.name); !ok || v != nil {
+		t.Errorf("absent Mcp-Name: got %q %v, want nil, true", v, ok)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		var rh reqHeaders
+		rh.read(&h)
+	}); n != 0 {
+		t.Errorf("allocs: got %v, want 0", n)
+	}
 }

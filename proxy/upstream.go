@@ -104,15 +104,19 @@ func (r *route) renderPrefixes() error {
 // headers, the upstream's session id and body follow. The client's
 // session id is replaced by the upstream's. ok is false when a carried
 // header value cannot be relayed with certainty (a control character).
-func (r *route) appendUpstreamRequest(dst, head []byte, client *fasthttp.RequestHeader, upstreamSID string, body []byte, withBody bool) ([]byte, bool) {
+func (r *route) appendUpstreamRequest(dst, head []byte, rh *reqHeaders, client *fasthttp.RequestHeader, upstreamSID string, body []byte, withBody bool) ([]byte, bool) {
 	dst = append(dst, head...)
-	for _, name := range carriedHeaders {
-		if v := client.Peek(name); len(v) > 0 && !r.injects(name) {
+	carried := [...][]byte{rh.protocolVersion, rh.lastEventID, rh.method, rh.name}
+	for i, name := range carriedHeaders {
+		if v := carried[i]; len(v) > 0 && !r.injects(name) {
 			if !validHeaderValue(v) {
 				return dst, false
 			}
 			dst = appendHeader(dst, name, v)
 		}
+	}
+	if !rh.params {
+		return r.finishRequest(dst, upstreamSID, body, withBody), true
 	}
 	for k, v := range client.All() {
 		// 2026-07-28 custom parameter headers are forwarded untouched
@@ -127,6 +131,12 @@ func (r *route) appendUpstreamRequest(dst, head []byte, client *fasthttp.Request
 			dst = append(dst, "\r\n"...)
 		}
 	}
+	return r.finishRequest(dst, upstreamSID, body, withBody), true
+}
+
+// finishRequest appends the upstream's session id, the end of the head and
+// the body.
+func (r *route) finishRequest(dst []byte, upstreamSID string, body []byte, withBody bool) []byte {
 	if upstreamSID != "" {
 		dst = append(dst, "Mcp-Session-Id: "...)
 		dst = append(dst, upstreamSID...)
@@ -136,9 +146,9 @@ func (r *route) appendUpstreamRequest(dst, head []byte, client *fasthttp.Request
 		dst = append(dst, "Content-Length: "...)
 		dst = strconv.AppendInt(dst, int64(len(body)), 10)
 		dst = append(dst, "\r\n\r\n"...)
-		return append(dst, body...), true
+		return append(dst, body...)
 	}
-	return append(dst, "\r\n"...), true
+	return append(dst, "\r\n"...)
 }
 
 func appendHeader(dst []byte, name string, v []byte) []byte {
