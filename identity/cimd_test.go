@@ -340,3 +340,44 @@ func TestCIMDCallerCancelNotCached(t *testing.T) {
 }
 
 var _ ClientMetadataFetcher = (*CIMDFetcher)(nil)
+
+func FuzzParseCIMDDocument(f *testing.F) {
+	const id = "https://client.example.com/m.json"
+	f.Add([]byte(`{"client_id":"` + id + `","redirect_uris":["https://client.example.com/cb"]}`))
+	f.Add([]byte(`{"client_id":"` + id + `","redirect_uris":["http://127.0.0.1/cb"],"client_name":"x","token_endpoint_auth_method":"private_key_jwt"}`))
+	f.Add([]byte(`{"client_id":"` + id + `","redirect_uris":"https://client.example.com/cb"}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		md, err := parseCIMDDocument(body, id)
+		if err != nil {
+			if !errors.Is(err, ErrCIMDInvalid) {
+				t.Fatalf("error %v does not wrap ErrCIMDInvalid", err)
+			}
+			return
+		}
+		if md.ClientID != id || len(md.RedirectURIs) == 0 || md.TokenEndpointAuthMethod == "" ||
+			strings.HasPrefix(md.TokenEndpointAuthMethod, "client_secret") {
+			t.Fatalf("accepted %+v", md)
+		}
+		for _, r := range md.RedirectURIs {
+			if checkCIMDRedirectURI(r) != nil {
+				t.Fatalf("accepted redirect_uri %q", r)
+			}
+		}
+	})
+}
+
+func FuzzCIMDClientID(f *testing.F) {
+	for _, s := range []string{"https://c.example.com/m.json", "https://c.example.com/a/%2E./m", "https://[::1]:8443/x", "http://c/x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		u, err := parseCIMDClientID(id)
+		if err != nil {
+			return
+		}
+		if u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" || u.Path == "" || u.Path == "/" {
+			t.Fatalf("accepted %q", id)
+		}
+	})
+}

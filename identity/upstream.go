@@ -338,6 +338,11 @@ func (u *OIDCUpstream) Exchange(ctx context.Context, code, codeVerifier, nonce s
 	if err := idt.Claims(&claims); err != nil {
 		return nil, fmt.Errorf("identity: cannot read ID token claims: %w: %v", ErrLoginRejected, err)
 	}
+	// OpenID Connect Core 1.0 section 3.1.3.7 items 4 and 5: a token for
+	// several audiences must name this client as its authorized party.
+	if azp := stringClaim(claims, "azp"); (azp != "" || len(idt.Audience) > 1) && azp != u.cfg.ClientID {
+		return nil, fmt.Errorf("identity: cannot verify ID token: %w: its authorized party (azp) is not this client", ErrLoginRejected)
+	}
 	user, err := userFromClaims(claims)
 	if err != nil {
 		return nil, fmt.Errorf("identity: cannot log in: %w: %v", ErrLoginRejected, err)

@@ -444,3 +444,23 @@ func TestUpstreamScopes(t *testing.T) {
 }
 
 var _ UpstreamLogin = (*OIDCUpstream)(nil)
+
+func FuzzParseGroups(f *testing.F) {
+	for _, s := range []string{`"a"`, `["a","b"]`, `null`, `[1]`, `{"a":1}`, `["\u0000"]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		groups, err := parseGroups(raw)
+		if err != nil {
+			return
+		}
+		if len(groups) > maxUpstreamGroups {
+			t.Fatalf("%d groups", len(groups))
+		}
+		for _, g := range groups {
+			if g == "" || len(g) > maxGroupName || !printable(g) {
+				t.Fatalf("accepted group %q", g)
+			}
+		}
+	})
+}
