@@ -2,11 +2,11 @@ package identity
 
 import (
 	"crypto/ecdsa"
-	"crypto/sha256"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
