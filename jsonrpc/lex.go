@@ -51,8 +51,25 @@ const (
 // interrupts a plain run of string content: '"', '\\', a control character
 // (< 0x20) or a non-ASCII byte. The lowest such bit marks the first of them
 // exactly: borrows only start at a special byte and run upwards.
+//
+// Flipping bit 1 maps the controls onto themselves and '"' onto 0x20, so
+// one subtraction of 0x21 finds both; another finds '\\'; the high bit of
+// x itself marks non-ASCII bytes.
 func specialMask(x uint64) uint64 {
-	return ((x - lsb*0x20) | ((x ^ lsb*'"') - lsb) | ((x ^ lsb*'\\') - lsb) | x) & msb
+	return (((x ^ lsb*0x02) - lsb*0x21) | ((x ^ lsb*'\\') - lsb) | x) & msb
+}
+
+// plainEnd returns the position of the first byte at or after b[i] that
+// specialMask flags, reading eight bytes at a time. It stops short, at
+// most seven bytes before the end of b, where a whole word no longer fits;
+// the caller reads the rest byte by byte. i must not be negative.
+func plainEnd(b []byte, i int) int {
+	for ; i <= len(b)-8; i += 8 {
+		if m := specialMask(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	return i
 }
 
 // scanString validates the string whose opening quote is at b[i] and returns
@@ -65,16 +82,18 @@ func specialMask(x uint64) uint64 {
 // (encoding/json substitutes U+FFFD, JavaScript keeps it), so it is refused
 // (ErrEscape) where encoding/json would accept it.
 func scanString(b []byte, i int) (int, bool, error) {
-	i++
+	j := plainEnd(b, i+1)
+	if j < len(b) && b[j] == '"' {
+		return j + 1, false, nil
+	}
+	return scanStringRest(b, j)
+}
+
+// scanStringRest continues scanString at b[i], inside the string, where a
+// byte needs a closer look or fewer than eight bytes are left.
+func scanStringRest(b []byte, i int) (int, bool, error) {
 	esc := false
 	for {
-		for i+8 <= len(b) {
-			if m := specialMask(binary.LittleEndian.Uint64(b[i:])); m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
-				break
-			}
-			i += 8
-		}
 		if i >= len(b) {
 			return i, esc, ErrTruncated
 		}
@@ -99,6 +118,7 @@ func scanString(b []byte, i int) (int, bool, error) {
 		default:
 			i++
 		}
+		i = plainEnd(b, i)
 	}
 }
 
@@ -255,119 +275,191 @@ func scanColon(b []byte, i int) (int, error) {
 	return i + 1, nil
 }
 
-// scanKey reads an object member key and its colon, starting at whitespace
-// before the key.
-func scanKey(b []byte, i int) (int, error) {
-	i = skipSpace(b, i)
-	if i >= len(b) {
-		return i, ErrTruncated
-	}
-	if b[i] != '"' {
-		return i, ErrSyntax
-	}
-	i, _, err := scanString(b, i)
-	if err != nil {
-		return i, err
-	}
-	return scanColon(b, i)
-}
+// Literals as little-endian words, for comparing four bytes at once.
+const (
+	wordTrue = 't' | 'r'<<8 | 'u'<<16 | 'e'<<24
+	wordAlse = 'a' | 'l'<<8 | 's'<<16 | 'e'<<24 // "false" after its 'f'
+	wordNull = 'n' | 'u'<<8 | 'l'<<16 | 'l'<<24
+
+	wordQuoteColon = '"' | ':'<<8 // the end of a key and its colon
+)
 
 // skipValue validates the JSON value starting at b[i] (after optional
 // whitespace) and returns the position after it. depth is the number of
 // objects and arrays enclosing the value.
 //
 // It is iterative: one bit per open container (set for arrays) is all the
-// state it needs, and MaxDepth is 64, so the stack is a uint64.
+// state it needs, and MaxDepth is 64, so the stack is a uint64, used as a
+// shift register whose low bit is the innermost container.
+//
+// Most of a message's bytes pass through here, so the common token shapes
+// are read inline: a key or string value of printable ASCII without
+// escapes, a colon or comma right after a token, a literal compared as one
+// word, an integer. Anything else (whitespace, escapes, fractions, errors)
+// goes to the general functions above, which decide as they always have;
+// the fast paths only ever accept what those would accept, and leave
+// errors to them. The states are labels, since a key can follow a '{' or
+// a ',' and a value a ':', a '[' or a ','.
 func skipValue(b []byte, i, depth int) (int, error) {
-	var stack uint64 // bit n: the container at level n+1 is an array
-	level := 0
-	var err error
-	for {
-		// A value is expected at b[i], after whitespace.
-		i = skipSpace(b, i)
-		if i >= len(b) {
+	var (
+		stack uint64 // bit n: the container n levels out is an array
+		level int    // open containers
+		c     byte
+		j     int
+		err   error
+	)
+
+value: // A value is expected at b[i], after whitespace.
+	if i >= len(b) {
+		return i, ErrTruncated
+	}
+	if c = b[i]; c <= ' ' {
+		if i = skipSpace(b, i); i >= len(b) {
 			return i, ErrTruncated
 		}
-		switch c := b[i]; c {
-		case '"':
-			if i, _, err = scanString(b, i); err != nil {
-				return i, err
-			}
-		case '{', '[':
-			if depth+level >= MaxDepth {
-				return i, ErrDepth
-			}
-			level++
-			j := skipSpace(b, i+1)
-			if c == '[' {
-				stack |= 1 << (level - 1)
-				if j < len(b) && b[j] == ']' {
-					i = j + 1
-					level--
-					break
+		c = b[i]
+	}
+	if c == '"' {
+		// Values run longer than keys: two words at a time, then plainEnd.
+		for j = i + 1; j <= len(b)-16; j += 16 {
+			m0 := specialMask(binary.LittleEndian.Uint64(b[j:]))
+			m1 := specialMask(binary.LittleEndian.Uint64(b[j+8:]))
+			if m0|m1 != 0 {
+				if m0 != 0 {
+					j += bits.TrailingZeros64(m0) >> 3
+				} else {
+					j += 8 + bits.TrailingZeros64(m1)>>3
 				}
-				i = j
-				continue
-			}
-			stack &^= 1 << (level - 1)
-			if j < len(b) && b[j] == '}' {
-				i = j + 1
-				level--
-				break
-			}
-			if i, err = scanKey(b, j); err != nil {
-				return i, err
-			}
-			continue
-		case 't':
-			if i, err = scanLiteral(b, i, "true"); err != nil {
-				return i, err
-			}
-		case 'f':
-			if i, err = scanLiteral(b, i, "false"); err != nil {
-				return i, err
-			}
-		case 'n':
-			if i, err = scanLiteral(b, i, "null"); err != nil {
-				return i, err
-			}
-		default:
-			if c != '-' && c-'0' >= 10 {
-				return i, ErrSyntax
-			}
-			if i, err = scanNumber(b, i); err != nil {
-				return i, err
+				goto stringEnd
 			}
 		}
-		// After a value: close containers until a comma calls for the
-		// next value.
-		for {
-			if level == 0 {
-				return i, nil
-			}
-			i = skipSpace(b, i)
-			if i >= len(b) {
-				return i, ErrTruncated
-			}
-			inArray := stack&(1<<(level-1)) != 0
-			c := b[i]
-			if c == ',' {
-				i++
-				if !inArray {
-					if i, err = scanKey(b, i); err != nil {
-						return i, err
-					}
-				}
-				break
-			}
-			if (inArray && c == ']') || (!inArray && c == '}') {
-				i++
-				level--
-				continue
-			}
+		j = plainEnd(b, j)
+	stringEnd:
+		if j < len(b) && b[j] == '"' {
+			i = j + 1
+		} else if i, _, err = scanStringRest(b, j); err != nil {
+			return i, err
+		}
+		goto after
+	}
+	if c == '{' {
+		if depth+level >= MaxDepth {
+			return i, ErrDepth
+		}
+		level++
+		stack <<= 1
+		if i++; i < len(b) && b[i] == '"' {
+			goto key
+		}
+		if i = skipSpace(b, i); i < len(b) && b[i] == '}' {
+			i++
+			level--
+			stack >>= 1
+			goto after
+		}
+		goto key
+	}
+	if c-'1' < 9 {
+		// An integer without leading zero that ends at a byte other than
+		// '.', 'e' or 'E' (or at the end of b).
+		for j = i + 1; j < len(b) && b[j]-'0' < 10; j++ {
+		}
+		if j >= len(b) || (b[j] != '.' && b[j]|0x20 != 'e') {
+			i = j
+			goto after
+		}
+	}
+	switch c {
+	case '[':
+		if depth+level >= MaxDepth {
+			return i, ErrDepth
+		}
+		level++
+		stack = stack<<1 | 1
+		if i = skipSpace(b, i+1); i < len(b) && b[i] == ']' {
+			i++
+			level--
+			stack >>= 1
+			goto after
+		}
+		goto value
+	case 't':
+		if i <= len(b)-4 && binary.LittleEndian.Uint32(b[i:]) == wordTrue {
+			i += 4
+		} else if i, err = scanLiteral(b, i, "true"); err != nil {
+			return i, err
+		}
+	case 'f':
+		if i <= len(b)-5 && binary.LittleEndian.Uint32(b[i+1:]) == wordAlse {
+			i += 5
+		} else if i, err = scanLiteral(b, i, "false"); err != nil {
+			return i, err
+		}
+	case 'n':
+		if i <= len(b)-4 && binary.LittleEndian.Uint32(b[i:]) == wordNull {
+			i += 4
+		} else if i, err = scanLiteral(b, i, "null"); err != nil {
+			return i, err
+		}
+	default:
+		if c != '-' && c-'0' >= 10 {
+			return i, ErrSyntax
+		}
+		if i, err = scanNumber(b, i); err != nil {
+			return i, err
+		}
+	}
+
+after: // A value ends at b[i]: a comma or the innermost closer follows.
+	if level == 0 {
+		return i, nil
+	}
+	if i >= len(b) {
+		return i, ErrTruncated
+	}
+	if c = b[i]; c <= ' ' {
+		if i = skipSpace(b, i); i >= len(b) {
+			return i, ErrTruncated
+		}
+		c = b[i]
+	}
+	if c == ',' {
+		i++
+		if stack&1 != 0 {
+			goto value
+		}
+		goto key
+	}
+	if (stack&1 == 0 && c != '}') || (stack&1 != 0 && c != ']') {
+		return i, ErrSyntax
+	}
+	i++
+	level--
+	stack >>= 1
+	goto after
+
+key: // A member key and its colon are expected at b[i], after whitespace.
+	if i >= len(b) || b[i] != '"' {
+		if i = skipSpace(b, i); i >= len(b) {
+			return i, ErrTruncated
+		}
+		if b[i] != '"' {
 			return i, ErrSyntax
 		}
 	}
+	if j = plainEnd(b, i+1); j <= len(b)-2 && binary.LittleEndian.Uint16(b[j:]) == wordQuoteColon {
+		i = j + 2
+		goto value
+	}
+	if j < len(b) && b[j] == '"' {
+		j++
+	} else if j, _, err = scanStringRest(b, j); err != nil {
+		return j, err
+	}
+	if i, err = scanColon(b, j); err != nil {
+		return i, err
+	}
+	goto value
 }
 
 // foldEqual reports whether key equals target under Unicode simple case

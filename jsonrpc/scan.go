@@ -511,7 +511,12 @@ func validID(tok []byte, allowNull bool) bool {
 	case c == 'n':
 		return allowNull
 	case c == '-' || c-'0' < 10:
-		return !bytes.ContainsAny(tok, ".eE")
+		for _, d := range tok { // no fraction or exponent
+			if d == '.' || d|0x20 == 'e' {
+				return false
+			}
+		}
+		return true
 	}
 	return false
 }

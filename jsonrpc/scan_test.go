@@ -298,7 +298,8 @@ func TestScanErrorsMatchSyntax(t *testing.T) {
 }
 
 func TestScanLongStrings(t *testing.T) {
-	// Every position of a special byte relative to the 8-byte blocks.
+	// Every position of a special byte relative to the 8- and 16-byte
+	// blocks, in a checked string, in a skipped value and in a skipped key.
 	var s Scanner
 	var m Message
 	for n := 0; n < 40; n++ {
@@ -321,6 +322,15 @@ func TestScanLongStrings(t *testing.T) {
 			}
 			if err == nil && string(m.Method) != tc.decoded {
 				t.Fatalf("%s/%d: got method %q, want %q", tc.name, n, m.Method, tc.decoded)
+			}
+			for _, body := range []string{
+				`{"jsonrpc":"2.0","method":"m","params":{"arguments":{"k":"` + tc.value + `"}}}`,
+				`{"jsonrpc":"2.0","method":"m","params":{"arguments":{"` + tc.value + `":1}}}`,
+				`{"jsonrpc":"2.0","method":"m","params":{"arguments":["` + tc.value + `"]}}`,
+			} {
+				if err := s.Scan([]byte(body), &m); !errors.Is(err, tc.want) {
+					t.Fatalf("%s/%d: Scan(%q): got error %v, want %v", tc.name, n, body, err, tc.want)
+				}
 			}
 		}
 	}
