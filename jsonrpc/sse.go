@@ -124,6 +124,18 @@ func (r *EventReader) Next(ev *Event) error {
 	}
 }
 
+// Buffered reports whether a complete event is already buffered, so that
+// the next Next returns it without reading. A relay flushes what it wrote
+// when none is: events that arrived together leave together, and no event
+// waits for one that has not arrived.
+func (r *EventReader) Buffered() bool {
+	if r.tooLarge || !r.ready() {
+		return false
+	}
+	_, ok := r.findBlock()
+	return ok
+}
+
 // ready handles what depends on bytes that may not have arrived yet: the LF
 // of a CRLF whose CR ended the last block, and a byte order mark at the
 // start of the stream. It reports false when it needs more data.

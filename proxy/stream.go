@@ -137,8 +137,8 @@ func (rl *relay) run(w *bufio.Writer) {
 		return
 	}
 	defer rl.s.untrack(rl)
-	rl.pump(func(p []byte) error {
-		if _, err := w.Write(p); err != nil {
+	rl.pump(func(p []byte, flush bool) error {
+		if _, err := w.Write(p); err != nil || !flush {
 			return err
 		}
 		return w.Flush()
@@ -157,9 +157,15 @@ func (rl *relay) serve(c net.Conn) {
 	if _, err := c.Write(rl.head); err != nil {
 		return
 	}
-	if !rl.pump(func(p []byte) error {
-		rl.chunk = appendChunk(rl.chunk[:0], p)
+	if !rl.pump(func(p []byte, flush bool) error {
+		if len(p) > 0 { // an empty chunk would end the body
+			rl.chunk = appendChunk(rl.chunk, p)
+		}
+		if !flush || len(rl.chunk) == 0 {
+			return nil
+		}
 		_, err := c.Write(rl.chunk)
+		rl.chunk = rl.chunk[:0]
 		return err
 	}, c) {
 		_, _ = c.Write(lastChunk)
@@ -167,7 +173,10 @@ func (rl *relay) serve(c net.Conn) {
 }
 
 // pump reads upstream events and sends what process makes of them, with
-// keep-alive comments from a timer in between, under one mutex. When the
+// keep-alive comments from a timer in between, under one mutex. send is
+// asked to flush after an event unless the next one has already arrived
+// (EventReader.Buffered): events that arrived together leave together in
+// one write, and none waits for one that has not arrived. When the
 // client goes away, a 2026-07-28 request (and a standalone stream) is
 // cancelled by closing the upstream; a legacy request is drained to its end
 // instead, since disconnection is not cancellation there
@@ -175,7 +184,7 @@ func (rl *relay) serve(c net.Conn) {
 // connection, read by a watcher goroutine that notices the client leaving
 // at once; pump stops the watcher and waits for it before returning. It
 // reports whether the client went away.
-func (rl *relay) pump(send func([]byte) error, watch net.Conn) bool {
+func (rl *relay) pump(send func(p []byte, flush bool) error, watch net.Conn) bool {
 	var (
 		mu   sync.Mutex // guards send, gone and done
 		gone bool
@@ -184,11 +193,11 @@ func (rl *relay) pump(send func([]byte) error, watch net.Conn) bool {
 	)
 	cancels := rl.modern || rl.listen
 	// write sends p; mu must be held.
-	write := func(p []byte) {
+	write := func(p []byte, flush bool) {
 		if gone {
 			return
 		}
-		if send(p) != nil {
+		if send(p, flush) != nil {
 			gone = true
 			if cancels {
 				rl.closeUpstream(errClientGone)
@@ -201,7 +210,7 @@ func (rl *relay) pump(send func([]byte) error, watch net.Conn) bool {
 		if done || gone {
 			return
 		}
-		write(keepAliveComment)
+		write(keepAliveComment, true)
 		ka.Reset(rl.keepAlive)
 	})
 
@@ -234,11 +243,17 @@ func (rl *relay) pump(send func([]byte) error, watch net.Conn) bool {
 			break
 		}
 		out := rl.process()
+		more := rl.reader.Buffered()
 		if out == nil {
+			if !more {
+				mu.Lock()
+				write(nil, true) // what earlier events left unflushed
+				mu.Unlock()
+			}
 			continue
 		}
 		mu.Lock()
-		write(out)
+		write(out, !more)
 		g := gone
 		mu.Unlock()
 		if g && cancels {
@@ -248,6 +263,7 @@ func (rl *relay) pump(send func([]byte) error, watch net.Conn) bool {
 	}
 
 	mu.Lock()
+	write(nil, true) // nothing stays unflushed
 	if !gone && readErr != nil && readErr != io.EOF && !rl.listen && rl.answered < len(rl.pending) {
 		// The upstream failed mid-stream: answer what is still open so
 		// the client does not wait forever. A clean end without an
@@ -255,7 +271,7 @@ func (rl *relay) pump(send func([]byte) error, watch net.Conn) bool {
 		for _, p := range rl.pending {
 			ev := jsonrpc.Event{HasData: true, Data: jsonrpc.AppendError(rl.tmp[:0], p.id, codeUpstream, msgUpstreamDown, nil)}
 			rl.out = jsonrpc.AppendEvent(rl.out[:0], &ev)
-			write(rl.out)
+			write(rl.out, true)
 		}
 	}
 	done = true
