@@ -82,6 +82,10 @@ func (s *cimdServer) serve(w http.ResponseWriter, r *http.Request) {
 	case "/slow.json":
 		select {
 		case <-r.Context().Done():
+			// The client gave up. Abort rather than answer: an answer
+			// written now can still reach a client whose closing races
+			// with it (net/http uses a response that raced the close).
+			panic(http.ErrAbortHandler)
 		case <-s.release:
 		case <-time.After(5 * time.Second):
 		}
@@ -99,7 +103,8 @@ func (s *cimdServer) roots() *x509.CertPool {
 
 func TestCIMDFetch(t *testing.T) {
 	s := startCIMDServer(t)
-	f := NewCIMDFetcher(CIMDConfig{AllowPrivate: true, RootCAs: s.roots(), Timeout: 300 * time.Millisecond})
+	f := NewCIMDFetcher(CIMDConfig{AllowPrivate: true, RootCAs: s.roots(), Timeout: 3 * time.Second})
+	short := NewCIMDFetcher(CIMDConfig{AllowPrivate: true, RootCAs: s.roots(), Timeout: 300 * time.Millisecond})
 	tests := []struct {
 		path    string
 		want    *ClientMetadata
@@ -126,6 +131,10 @@ func TestCIMDFetch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
+			f := f
+			if tt.path == "/slow.json" {
+				f = short
+			}
 			got, err := f.Fetch(t.Context(), s.url(tt.path))
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.errText) {

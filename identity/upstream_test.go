@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/google/go-cmp/cmp"
 	"github.com/oauth2-proxy/mockoidc"
 )
@@ -463,4 +464,145 @@ func FuzzParseGroups(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fakeOP is an OpenID Provider whose token and userinfo answers a test
+// writes, for the failures mockoidc cannot produce.
+type fakeOP struct {
+	srv *httptest.Server
+	key jwtTestKey
+
+	mu          sync.Mutex // guards the fields below
+	tokenStatus int
+	tokenBody   map[string]any
+	idToken     string
+	userStatus  int
+	userinfo    map[string]any
+}
+
+func startFakeOP(t *testing.T) *fakeOP {
+	t.Helper()
+	op := &fakeOP{key: newJWTTestKey(t, jose.ES256, "op")}
+	op.srv = httptest.NewServer(http.HandlerFunc(op.serve))
+	t.Cleanup(op.srv.Close)
+	return op
+}
+
+func (op *fakeOP) serve(w http.ResponseWriter, r *http.Request) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	switch r.URL.Path {
+	case "/.well-known/openid-configuration":
+		_ = enc.Encode(map[string]any{
+			"issuer": op.srv.URL, "authorization_endpoint": op.srv.URL + "/authorize",
+			"token_endpoint": op.srv.URL + "/token", "userinfo_endpoint": op.srv.URL + "/userinfo",
+			"jwks_uri": op.srv.URL + "/jwks", "id_token_signing_alg_values_supported": []string{"ES256", "HS256"},
+		})
+	case "/jwks":
+		_ = enc.Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{op.key.public}})
+	case "/token":
+		body := map[string]any{"access_token": "at-123", "token_type": "Bearer", "expires_in": 3600}
+		for k, v := range op.tokenBody {
+			body[k] = v
+		}
+		if op.idToken != "" {
+			body["id_token"] = op.idToken
+		}
+		if op.tokenStatus != 0 {
+			w.WriteHeader(op.tokenStatus)
+		}
+		_ = enc.Encode(body)
+	case "/userinfo":
+		if op.userStatus != 0 {
+			w.WriteHeader(op.userStatus)
+		}
+		_ = enc.Encode(op.userinfo)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func TestOIDCUpstreamExchangeFailures(t *testing.T) {
+	op := startFakeOP(t)
+	hs := newJWTTestKey(t, jose.HS256, "op")
+	u, err := NewOIDCUpstream(t.Context(), OIDCConfig{
+		Issuer: op.srv.URL, ClientID: "gw", ClientSecret: "gw-secret",
+		RedirectURL: "https://gw.example.com/oauth/callback", GroupsClaim: "groups",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	idClaims := func(edit func(map[string]any)) map[string]any {
+		c := map[string]any{"iss": op.srv.URL, "aud": "gw", "sub": "u1", "email": "alice@example.com",
+			"nonce": "n", "exp": now.Add(time.Hour).Unix(), "iat": now.Unix()}
+		if edit != nil {
+			edit(c)
+		}
+		return c
+	}
+	tests := []struct {
+		name        string
+		tokenStatus int
+		tokenBody   map[string]any
+		claims      map[string]any
+		idKey       *jwtTestKey
+		userStatus  int
+		userinfo    map[string]any
+		want        error
+		wantText    string
+	}{
+		{name: "good, groups from userinfo", claims: idClaims(nil), userinfo: map[string]any{"sub": "u1", "groups": []string{"sre"}}},
+		{name: "audience list with azp", claims: idClaims(func(c map[string]any) { c["aud"] = []string{"gw", "other"}; c["azp"] = "gw" })},
+		{name: "audience list without azp", claims: idClaims(func(c map[string]any) { c["aud"] = []string{"gw", "other"} }), want: ErrLoginRejected, wantText: "azp"},
+		{name: "azp of another client", claims: idClaims(func(c map[string]any) { c["azp"] = "other" }), want: ErrLoginRejected, wantText: "azp"},
+		{name: "wrong audience", claims: idClaims(func(c map[string]any) { c["aud"] = "other" }), want: ErrLoginRejected, wantText: "audience"},
+		{name: "wrong issuer", claims: idClaims(func(c map[string]any) { c["iss"] = "https://evil.example.com" }), want: ErrLoginRejected, wantText: "issued by a different provider"},
+		{name: "expired", claims: idClaims(func(c map[string]any) { c["exp"] = now.Add(-time.Hour).Unix() }), want: ErrLoginRejected, wantText: "expired"},
+		{name: "no nonce", claims: idClaims(func(c map[string]any) { delete(c, "nonce") }), want: ErrLoginRejected, wantText: "nonce"},
+		{name: "HS256 ID token", claims: idClaims(nil), idKey: &hs, want: ErrLoginRejected},
+		{name: "no ID token", want: ErrLoginRejected, wantText: "no id_token"},
+		{name: "code refused", tokenStatus: 400, tokenBody: map[string]any{"error": "invalid_grant", "error_description": "code expired"}, want: ErrLoginRejected, wantText: "invalid_grant: code expired"},
+		{name: "token endpoint down", tokenStatus: 503, claims: idClaims(nil), want: ErrProviderDown},
+		{name: "userinfo of someone else", claims: idClaims(nil), userinfo: map[string]any{"sub": "u2", "groups": []string{"admins"}}, want: ErrLoginRejected, wantText: "sub"},
+		{name: "userinfo down", claims: idClaims(nil), userStatus: 502, want: ErrProviderDown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			op.mu.Lock()
+			op.tokenStatus, op.tokenBody, op.idToken = tt.tokenStatus, tt.tokenBody, ""
+			if tt.claims != nil {
+				k := op.key
+				if tt.idKey != nil {
+					k = *tt.idKey
+				}
+				op.idToken = string(k.sign(t, tt.claims))
+			}
+			op.userStatus, op.userinfo = tt.userStatus, tt.userinfo
+			if op.userinfo == nil {
+				op.userinfo = map[string]any{"sub": "u1"}
+			}
+			op.mu.Unlock()
+			got, err := u.Exchange(t.Context(), "the-code", testVerifier, "n")
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("got %v, want a user", err)
+				}
+				if got.User != "alice@example.com" {
+					t.Errorf("user: got %q, want alice@example.com", got.User)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.wantText) {
+				t.Fatalf("got %v, want %v mentioning %q", err, tt.want, tt.wantText)
+			}
+			for _, secret := range []string{"the-code", "gw-secret", "at-123"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error %q shows %q", err, secret)
+				}
+			}
+		})
+	}
 }
