@@ -183,3 +183,33 @@ func TestSkipValueDepth(t *testing.T) {
 		}
 	}
 }
+
+func TestReadKey(t *testing.T) {
+	tests := []struct {
+		doc      string
+		raw      string
+		esc      bool
+		at, next int
+		want     error
+	}{
+		{`"a":1`, "a", false, 0, 4, nil},
+		{`"a":`, "a", false, 0, 4, nil},
+		{`"a" :1`, "a", false, 0, 5, nil},
+		{` "key":1`, "key", false, 1, 7, nil},
+		{`"abcdefghij":1`, "abcdefghij", false, 0, 13, nil},
+		{`"a\"b":1`, `a\"b`, true, 0, 7, nil},
+		{`"é":1`, "é", false, 0, 5, nil},
+		{`"a"`, "a", false, 0, 3, ErrTruncated},
+		{`"a";1`, "a", false, 0, 3, ErrSyntax},
+		{`"a`, "", false, 0, 2, ErrTruncated},
+		{`x`, "", false, 0, 0, ErrSyntax},
+		{``, "", false, 0, 0, ErrTruncated},
+	}
+	for _, tt := range tests {
+		raw, esc, at, next, err := readKey([]byte(tt.doc), 0)
+		if err != tt.want || at != tt.at || next != tt.next || (err == nil && (string(raw) != tt.raw || esc != tt.esc)) {
+			t.Errorf("readKey(%q): got %q, %v, %d, %d, %v, want %q, %v, %d, %d, %v",
+				tt.doc, raw, esc, at, next, err, tt.raw, tt.esc, tt.at, tt.next, tt.want)
+		}
+	}
+}

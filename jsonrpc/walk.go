@@ -1,5 +1,7 @@
 package jsonrpc
 
+import "encoding/binary"
+
 // Iteration over the members of objects and the elements of arrays, for the
 // walkers that need to see each one (the message walk, the list filter,
 // SplitBatch, Lookup, EachString). skipValue does the same without stopping.
@@ -42,6 +44,10 @@ func readKey(b []byte, i int) (raw []byte, esc bool, at, next int, err error) {
 	}
 	if b[i] != '"' {
 		return nil, false, i, i, ErrSyntax
+	}
+	// Most keys are plain ASCII with the colon right after them.
+	if j := plainEnd(b, i+1); j <= len(b)-2 && binary.LittleEndian.Uint16(b[j:]) == wordQuoteColon {
+		return b[i+1 : j], false, i, j + 2, nil
 	}
 	end, esc, err := scanString(b, i)
 	if err != nil {
