@@ -71,4 +71,62 @@
 // safe for concurrent use. BearerToken returns a subslice of its argument,
 // valid as long as the argument is. Open does not keep the id it is given;
 // the strings it stores in a Session are its own.
+//
+// # The authorization server (broker mode)
+//
+// AuthServer (oauth*.go, consent.go, token.go, prm.go) is the OAuth 2.1
+// authorization server MCP clients log in through (DESIGN.md section 5,
+// MCP-REQUIREMENTS.md 4). Its Handler serves RFC 8414 metadata, the
+// protected resource metadata of its applications (ProtectedResourceHandler,
+// RFC 9728, plain and path-inserted), dynamic registration (RFC 7591;
+// public clients, or confidential ones that ask for a secret), client ID
+// metadata documents (an https client_id, fetched through a
+// ClientMetadataFetcher), /oauth/authorize (PKCE S256 only, exact
+// redirect_uri, RFC 8707 resource), /oauth/callback (the brokered login at
+// the upstream provider, UpstreamLogin), the consent page, /oauth/token
+// (authorization_code, refresh_token) and /oauth/revoke (RFC 7009).
+// Authorization responses carry iss (RFC 9207).
+//
+// A login moves through single-use records in the state.Store, each keyed
+// by the SHA-256 of a random 256-bit secret the browser or client holds:
+//
+//	authorize --login (10 min)--> provider --callback--> pending consent (10 min)
+//	  --approve--> code (valid 60 s, record kept 10 min) --token--> family + refresh token
+//
+// Before redirect_uri is validated, authorization errors are an HTML page;
+// after, they go to the client with error=. Provider failures (down, bad or
+// expired state, refused ID token) are a page saying what happened.
+//
+// Consent (confused deputy, 4.6.1): the page names the client, the
+// application, the user and the redirect host; it is not frameable or
+// cacheable; its form is bound to the pending login by an HMAC token in the
+// form and an HMAC cookie (SameSite=Lax, HttpOnly, __Host- on https), and a
+// foreign Origin is refused. An approval is remembered per (user, client_id)
+// with its redirect host; another host asks again.
+//
+// Access tokens are sealed, like session ids, with AES-256-GCM under a key
+// derived from AuthServerConfig.Key (HKDF info "mcpgw oauth access token v1
+// AES-256-GCM"), so any node with the key verifies them without the Store:
+//
+//	token = base64url( 0x01 | nonce (12) | AES-GCM(plaintext) | tag (16) )
+//	additional data: "mcpgw oauth access token v1"
+//	plaintext: expires (int64 BE, unix ns) | user | client_id | resource |
+//	           family | uvarint group count | groups...
+//	each string: uvarint length, then bytes; at most 6000 bytes in all
+//
+// Verify caches verified tokens in ristretto keyed by their SHA-256 (a hit
+// allocates nothing) and checks expiry, audience (the application's
+// Resource, canonically compared) and the revoked set on every call.
+//
+// Refresh tokens are random, stored hashed with their family (one login
+// chain, RefreshTTL long), and rotate on every use. Presenting a used
+// refresh token or a redeemed code revokes the family: its refresh tokens
+// fail from then on, and its access tokens fail at once on this node and on
+// every node started later (the revocation is kept for TokenTTL in the
+// Store and in memory). Until the etcd backend's watch tells the other
+// running nodes of a cluster (DESIGN.md section 10), they accept such
+// access tokens until these expire (an hour by default).
+//
+// Nothing the server logs contains a token, code, state, secret or cookie.
+// AuthServer is safe for concurrent use; Close stops its token cache.
 package identity
