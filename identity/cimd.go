@@ -339,7 +339,7 @@ func (f *CIMDFetcher) fetch(ctx context.Context, u *url.URL, clientID string) (*
 		if isTimeout(ctx, err) {
 			return nil, 0, fmt.Errorf("%w: %s: no answer within %v", ErrCIMDFetch, u.Host, f.cfg.Timeout)
 		}
-		return nil, 0, fmt.Errorf("%w: %v", ErrCIMDFetch, redactURLError(err))
+		return nil, 0, fmt.Errorf("%w: %s: %v", ErrCIMDFetch, u.Host, causeOf(err))
 	}
 	defer resp.Body.Close()
 	switch {

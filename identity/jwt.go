@@ -171,12 +171,12 @@ func (v *JWTVerifier) discover(ctx context.Context) (*oidc.IDTokenVerifier, erro
 	md, err := discoverProvider(ctx, v.client, v.issuer, true)
 	if err != nil {
 		if errors.Is(err, ErrProviderDown) {
-			return nil, fmt.Errorf("identity: cannot discover the JWT issuer: %w", err)
+			return nil, err
 		}
-		return nil, fmt.Errorf("identity: cannot discover the JWT issuer: %w: %w", ErrProviderDown, err)
+		return nil, fmt.Errorf("%w: cannot discover the JWT issuer %s: %w", ErrProviderDown, v.issuer, err)
 	}
 	if md.JWKSURL == "" {
-		return nil, fmt.Errorf("identity: cannot use the JWT issuer: %w: its metadata has no jwks_uri", ErrProviderDown)
+		return nil, fmt.Errorf("%w: the JWT issuer's metadata has no jwks_uri", ErrProviderDown)
 	}
 	keys := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), v.client), md.JWKSURL)
 	return oidc.NewVerifier(md.Issuer, keys, &oidc.Config{
@@ -246,7 +246,7 @@ func (v *JWTVerifier) verify(token []byte, now time.Time) (*jwtEntry, error) {
 		// See OIDCUpstream.Exchange: a failed key fetch is only told apart
 		// by go-oidc's text.
 		if strings.Contains(err.Error(), "fetching keys") {
-			return nil, fmt.Errorf("identity: cannot verify JWT: %w: %v", ErrProviderDown, err)
+			return nil, fmt.Errorf("%w: cannot verify JWT: %v", ErrProviderDown, err)
 		}
 		return nil, fmt.Errorf("%w: %v", ErrInvalidJWT, err)
 	}

@@ -202,7 +202,7 @@ func (u *OIDCUpstream) discover(ctx context.Context) (*oidcProvider, error) {
 		candidates = issuerCandidates(u.cfg.AuthURL)
 	}
 	var md *providerMetadata
-	var errs []error
+	var errs []string
 	for _, iss := range candidates {
 		m, err := discoverProvider(ctx, u.client, iss, false)
 		if err == nil {
@@ -210,12 +210,12 @@ func (u *OIDCUpstream) discover(ctx context.Context) (*oidcProvider, error) {
 			break
 		}
 		if errors.Is(err, ErrProviderDown) || ctx.Err() != nil {
-			return nil, fmt.Errorf("identity: cannot discover the OIDC provider: %w", err)
+			return nil, err
 		}
-		errs = append(errs, err)
+		errs = append(errs, err.Error())
 	}
 	if md == nil {
-		return nil, fmt.Errorf("identity: cannot discover the OIDC provider (set identity.issuer?): %w: %w", ErrProviderDown, errors.Join(errs...))
+		return nil, fmt.Errorf("%w: cannot discover the OIDC provider (set identity.issuer?): %s", ErrProviderDown, strings.Join(errs, "; "))
 	}
 	pc := oidc.ProviderConfig{
 		IssuerURL:   md.Issuer,
@@ -226,7 +226,7 @@ func (u *OIDCUpstream) discover(ctx context.Context) (*oidcProvider, error) {
 		Algorithms:  allowedAlgs(md.Algorithms),
 	}
 	if pc.AuthURL == "" || pc.TokenURL == "" || pc.JWKSURL == "" {
-		return nil, fmt.Errorf("identity: cannot use the OIDC provider: %w: its metadata lacks an authorization, token or jwks endpoint", ErrProviderDown)
+		return nil, fmt.Errorf("%w: cannot use the OIDC provider: its metadata lacks an authorization, token or jwks endpoint", ErrProviderDown)
 	}
 	prov := pc.NewProvider(oidc.ClientContext(context.Background(), u.client))
 	return &oidcProvider{
@@ -271,16 +271,28 @@ func allowedAlgs(advertised []string) []string {
 }
 
 // AuthCodeURL returns the provider's authorization URL for one login: state
-// and nonce as given, PKCE with the S256 challenge. It returns "" when the
-// provider is not discovered yet and cannot be now (ErrProviderDown; call
-// Discover for the reason), so the caller should show the provider as down.
-// When discovery is pending it may wait for one attempt, at most 10 s.
+// and nonce as given, PKCE with the S256 challenge. When discovery is
+// pending it waits for one attempt (at most 10 s). When the provider is not
+// discovered and cannot be now, it returns the gateway's own RedirectURL
+// with error=temporarily_unavailable and state, the error answer an
+// authorization server gives when it cannot serve (RFC 6749 section
+// 4.1.2.1), so the browser lands on the callback, which shows the provider
+// as down without a trip to a host that does not answer.
 func (u *OIDCUpstream) AuthCodeURL(state, nonce, codeChallenge string) string {
 	ctx, cancel := withUpstreamTimeout(context.Background())
 	defer cancel()
 	p, err := u.disc.get(ctx)
 	if err != nil {
-		return ""
+		q := url.Values{
+			"error":             {"temporarily_unavailable"},
+			"error_description": {"the identity provider cannot be reached or discovered; the gateway keeps trying"},
+			"state":             {state},
+		}
+		sep := "?"
+		if strings.Contains(u.cfg.RedirectURL, "?") {
+			sep = "&"
+		}
+		return u.cfg.RedirectURL + sep + q.Encode()
 	}
 	return p.oauth.AuthCodeURL(state,
 		oidc.Nonce(nonce),
@@ -303,7 +315,7 @@ func (u *OIDCUpstream) Exchange(ctx context.Context, code, codeVerifier, nonce s
 		return nil, err
 	}
 	if nonce == "" {
-		return nil, fmt.Errorf("identity: cannot verify login: %w: no nonce to compare", ErrLoginRejected)
+		return nil, fmt.Errorf("%w: cannot verify login: no nonce to compare", ErrLoginRejected)
 	}
 	hctx := oidc.ClientContext(ctx, u.client)
 	tok, err := p.oauth.Exchange(hctx, code, oauth2.VerifierOption(codeVerifier))
@@ -312,7 +324,7 @@ func (u *OIDCUpstream) Exchange(ctx context.Context, code, codeVerifier, nonce s
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
-		return nil, fmt.Errorf("identity: cannot verify login: %w: the token response has no id_token (is \"openid\" allowed for the client?)", ErrLoginRejected)
+		return nil, fmt.Errorf("%w: cannot verify login: the token response has no id_token (is \"openid\" allowed for the client?)", ErrLoginRejected)
 	}
 	idt, err := p.verifier.Verify(hctx, raw)
 	if err != nil {
@@ -322,30 +334,30 @@ func (u *OIDCUpstream) Exchange(ctx context.Context, code, codeVerifier, nonce s
 		// go-oidc formats a failed key fetch with %v, so only its text
 		// tells it from a bad token (oidc/jwks.go "fetching keys").
 		if strings.Contains(err.Error(), "fetching keys") {
-			return nil, fmt.Errorf("identity: cannot verify ID token: %w: %v", ErrProviderDown, err)
+			return nil, fmt.Errorf("%w: cannot verify ID token: %v", ErrProviderDown, err)
 		}
-		return nil, fmt.Errorf("identity: cannot verify ID token: %w: %v", ErrLoginRejected, err)
+		return nil, fmt.Errorf("%w: cannot verify ID token: %v", ErrLoginRejected, err)
 	}
 	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 {
-		return nil, fmt.Errorf("identity: cannot verify ID token: %w: nonce does not match this login", ErrLoginRejected)
+		return nil, fmt.Errorf("%w: cannot verify ID token: nonce does not match this login", ErrLoginRejected)
 	}
 	if idt.AccessTokenHash != "" {
 		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
-			return nil, fmt.Errorf("identity: cannot verify ID token: %w: %v", ErrLoginRejected, err)
+			return nil, fmt.Errorf("%w: cannot verify ID token: %v", ErrLoginRejected, err)
 		}
 	}
 	var claims map[string]json.RawMessage
 	if err := idt.Claims(&claims); err != nil {
-		return nil, fmt.Errorf("identity: cannot read ID token claims: %w: %v", ErrLoginRejected, err)
+		return nil, fmt.Errorf("%w: cannot read ID token claims: %v", ErrLoginRejected, err)
 	}
 	// OpenID Connect Core 1.0 section 3.1.3.7 items 4 and 5: a token for
 	// several audiences must name this client as its authorized party.
 	if azp := stringClaim(claims, "azp"); (azp != "" || len(idt.Audience) > 1) && azp != u.cfg.ClientID {
-		return nil, fmt.Errorf("identity: cannot verify ID token: %w: its authorized party (azp) is not this client", ErrLoginRejected)
+		return nil, fmt.Errorf("%w: cannot verify ID token: its authorized party (azp) is not this client", ErrLoginRejected)
 	}
 	user, err := userFromClaims(claims)
 	if err != nil {
-		return nil, fmt.Errorf("identity: cannot log in: %w: %v", ErrLoginRejected, err)
+		return nil, fmt.Errorf("%w: cannot log in: %v", ErrLoginRejected, err)
 	}
 	groupsRaw, ok := claims[u.cfg.GroupsClaim]
 	if !ok || string(groupsRaw) == "null" {
@@ -356,7 +368,7 @@ func (u *OIDCUpstream) Exchange(ctx context.Context, code, codeVerifier, nonce s
 	}
 	groups, err := parseGroups(groupsRaw)
 	if err != nil {
-		return nil, fmt.Errorf("identity: cannot read claim %q: %w: %v", u.cfg.GroupsClaim, ErrLoginRejected, err)
+		return nil, fmt.Errorf("%w: cannot read claim %q: %v", ErrLoginRejected, u.cfg.GroupsClaim, err)
 	}
 	return &UpstreamUser{Subject: idt.Subject, User: user, Groups: groups}, nil
 }
@@ -368,7 +380,7 @@ func (u *OIDCUpstream) Exchange(ctx context.Context, code, codeVerifier, nonce s
 // code removed from it (some providers echo it).
 func exchangeError(ctx context.Context, err error, code string) error {
 	if ctx.Err() != nil {
-		return fmt.Errorf("identity: cannot redeem login code: %w", ctx.Err())
+		return fmt.Errorf("identity: cannot redeem the login code: %w", ctx.Err())
 	}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
@@ -377,7 +389,7 @@ func exchangeError(ctx context.Context, err error, code string) error {
 			status = re.Response.StatusCode
 		}
 		if status >= 500 || status == http.StatusTooManyRequests {
-			return fmt.Errorf("identity: cannot redeem login code: %w: token endpoint answered %d", ErrProviderDown, status)
+			return fmt.Errorf("%w: cannot redeem the login code: token endpoint answered %d", ErrProviderDown, status)
 		}
 		msg := re.ErrorCode
 		if msg == "" {
@@ -390,9 +402,9 @@ func exchangeError(ctx context.Context, err error, code string) error {
 		if d := boundedText(desc, 200); d != "" {
 			msg += ": " + d
 		}
-		return fmt.Errorf("identity: cannot redeem login code: %w: %s", ErrLoginRejected, msg)
+		return fmt.Errorf("%w: cannot redeem the login code: %s", ErrLoginRejected, msg)
 	}
-	return fmt.Errorf("identity: cannot redeem login code: %w: %v", ErrProviderDown, redactURLError(err))
+	return fmt.Errorf("%w: cannot redeem the login code: %v", ErrProviderDown, causeOf(err))
 }
 
 // boundedText returns s cut to at most n bytes of printable text.
@@ -420,16 +432,16 @@ func (u *OIDCUpstream) userinfoGroups(ctx context.Context, p *oidcProvider, tok 
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("identity: cannot read userinfo: %w", ctx.Err())
 		}
-		return nil, fmt.Errorf("identity: cannot read userinfo: %w: %s", ErrProviderDown, boundedText(redactURLError(err).Error(), 300))
+		return nil, fmt.Errorf("%w: cannot read userinfo: %s", ErrProviderDown, boundedText(causeOf(err).Error(), 300))
 	}
 	// OpenID Connect Core 1.0 section 5.3.2: the sub in userinfo MUST be
 	// the ID token's, or the response may be for someone else.
 	if ui.Subject != subject {
-		return nil, fmt.Errorf("identity: cannot read userinfo: %w: its sub is not the ID token's", ErrLoginRejected)
+		return nil, fmt.Errorf("%w: cannot read userinfo: its sub is not the ID token's", ErrLoginRejected)
 	}
 	var claims map[string]json.RawMessage
 	if err := ui.Claims(&claims); err != nil {
-		return nil, fmt.Errorf("identity: cannot read userinfo: %w: %v", ErrLoginRejected, err)
+		return nil, fmt.Errorf("%w: cannot read userinfo: %v", ErrLoginRejected, err)
 	}
 	return claims[u.cfg.GroupsClaim], nil
 }

@@ -53,7 +53,7 @@ type providerMetadata struct {
 // errMetadataNotFound marks a discovery URL that answered, but without a
 // usable document there (404, not JSON, another issuer): the next candidate
 // location may have it.
-var errMetadataNotFound = errors.New("identity: no provider metadata at this location")
+var errMetadataNotFound = errors.New("no provider metadata")
 
 // upstreamHTTPClient returns client, or when it is nil a client with bounded
 // waits that honours the environment's HTTPS_PROXY (appliances often reach
@@ -81,7 +81,7 @@ func fetchProviderMetadata(ctx context.Context, client *http.Client, docURL, iss
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrProviderDown, redactURLError(err))
+		return nil, fmt.Errorf("%w: cannot fetch %s: %v", ErrProviderDown, docURL, causeOf(err))
 	}
 	defer resp.Body.Close()
 	switch {
@@ -95,7 +95,7 @@ func fetchProviderMetadata(ctx context.Context, client *http.Client, docURL, iss
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxProviderMetadata+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading %s: %v", ErrProviderDown, docURL, err)
+		return nil, fmt.Errorf("%w: cannot read %s: %v", ErrProviderDown, docURL, causeOf(err))
 	}
 	if len(body) > maxProviderMetadata {
 		return nil, fmt.Errorf("%w: %s is larger than %d bytes", errMetadataNotFound, docURL, maxProviderMetadata)
@@ -160,26 +160,18 @@ func issuerCandidates(authURL string) []string {
 	return append(out, origin)
 }
 
-// redactURLError drops the URL from a *url.Error: request URLs of the token
-// and userinfo calls carry no secrets, but some providers' do carry query
-// parameters, and the operator learns as much from the operation and cause.
-func redactURLError(err error) error {
+// causeOf returns the cause inside a *url.Error (its operation and URL
+// are said otherwise), "timeout" for a timeout.
+func causeOf(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return errors.New("timeout")
+	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		var ne net.Error
-		if errors.As(ue.Err, &ne) && ne.Timeout() {
-			return fmt.Errorf("%s %s: timeout", ue.Op, hostOf(ue.URL))
-		}
-		return fmt.Errorf("%s %s: %w", ue.Op, hostOf(ue.URL), ue.Err)
+		return ue.Err
 	}
 	return err
-}
-
-func hostOf(raw string) string {
-	if u, err := url.Parse(raw); err == nil && u.Host != "" {
-		return u.Scheme + "://" + u.Host
-	}
-	return "the provider"
 }
 
 // discovered runs a discovery function until it first succeeds, then keeps
