@@ -194,6 +194,16 @@ func (u *OIDCUpstream) Discover(ctx context.Context) error {
 	return err
 }
 
+// Issuer returns the provider's issuer as its discovery document spells
+// it, or "" before discovery has succeeded: what an "iss" parameter on the
+// callback (RFC 9207 section 2.4) must equal when the provider sends one.
+func (u *OIDCUpstream) Issuer() string {
+	if p := u.disc.done.Load(); p != nil {
+		return p.issuer
+	}
+	return ""
+}
+
 // discover finds the provider metadata and builds the OAuth client and ID
 // token verifier.
 func (u *OIDCUpstream) discover(ctx context.Context) (*oidcProvider, error) {

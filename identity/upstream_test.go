@@ -190,6 +190,9 @@ func TestOIDCUpstreamLogin(t *testing.T) {
 			if err := u.Discover(t.Context()); err != nil {
 				t.Fatalf("Discover: %v", err)
 			}
+			if got := u.Issuer(); got != idp.Issuer() {
+				t.Errorf("Issuer: got %q, want %q", got, idp.Issuer())
+			}
 			idp.setUserinfoExtra(tt.extra)
 			defer idp.setUserinfoExtra(nil)
 			idp.QueueUser(tt.user)
