@@ -315,7 +315,8 @@ func (u *OIDCUpstream) AuthCodeURL(state, nonce, codeChallenge string) string {
 // expiry, and that its nonce is nonce) and returns the user. The user name is
 // the email claim, unless email_verified is false; else preferred_username;
 // else sub. Groups come from GroupsClaim in the ID token or, when the claim
-// is absent there, from userinfo. Errors wrap ErrProviderDown or
+// is absent there, from userinfo, which also supplies the user name claims
+// when the ID token has neither email nor preferred_username. Errors wrap ErrProviderDown or
 // ErrLoginRejected and carry no token or secret.
 func (u *OIDCUpstream) Exchange(ctx context.Context, code, codeVerifier, nonce string) (*UpstreamUser, error) {
 	ctx, cancel := withUpstreamTimeout(ctx)
@@ -365,18 +366,27 @@ func (u *OIDCUpstream) Exchange(ctx context.Context, code, codeVerifier, nonce s
 	if azp := stringClaim(claims, "azp"); (azp != "" || len(idt.Audience) > 1) && azp != u.cfg.ClientID {
 		return nil, fmt.Errorf("%w: cannot verify ID token: its authorized party (azp) is not this client", ErrLoginRejected)
 	}
+	// Providers that follow OpenID Connect Core 1.0 section 5.4 put the
+	// claims of the email and profile scopes (and custom ones such as
+	// groups) in userinfo, not in an ID token issued with an access token
+	// (oidc-provider does so; PingOne puts mapped attributes in either).
+	// Userinfo fills what the ID token lacks; the ID token's own claims win.
+	if (!hasClaim(claims, "email") && !hasClaim(claims, "preferred_username")) || !hasClaim(claims, u.cfg.GroupsClaim) {
+		extra, err := u.userinfo(hctx, p, tok, idt.Subject)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range extra {
+			if !hasClaim(claims, k) {
+				claims[k] = v
+			}
+		}
+	}
 	user, err := userFromClaims(claims)
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot log in: %v", ErrLoginRejected, err)
 	}
-	groupsRaw, ok := claims[u.cfg.GroupsClaim]
-	if !ok || string(groupsRaw) == "null" {
-		groupsRaw, err = u.userinfoGroups(hctx, p, tok, idt.Subject)
-		if err != nil {
-			return nil, err
-		}
-	}
-	groups, err := parseGroups(groupsRaw)
+	groups, err := parseGroups(claims[u.cfg.GroupsClaim])
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot read claim %q: %v", ErrLoginRejected, u.cfg.GroupsClaim, err)
 	}
@@ -431,9 +441,9 @@ func boundedText(s string, n int) string {
 	return b.String()
 }
 
-// userinfoGroups reads the groups claim from the userinfo endpoint; nil when
-// there is no endpoint or no such claim there.
-func (u *OIDCUpstream) userinfoGroups(ctx context.Context, p *oidcProvider, tok *oauth2.Token, subject string) (json.RawMessage, error) {
+// userinfo reads the userinfo endpoint's claims; nil when the provider has
+// no such endpoint.
+func (u *OIDCUpstream) userinfo(ctx context.Context, p *oidcProvider, tok *oauth2.Token, subject string) (map[string]json.RawMessage, error) {
 	if p.provider.UserInfoEndpoint() == "" {
 		return nil, nil
 	}
@@ -453,7 +463,13 @@ func (u *OIDCUpstream) userinfoGroups(ctx context.Context, p *oidcProvider, tok 
 	if err := ui.Claims(&claims); err != nil {
 		return nil, fmt.Errorf("%w: cannot read userinfo: %v", ErrLoginRejected, err)
 	}
-	return claims[u.cfg.GroupsClaim], nil
+	return claims, nil
+}
+
+// hasClaim reports whether claims has name with a value other than null.
+func hasClaim(claims map[string]json.RawMessage, name string) bool {
+	v, ok := claims[name]
+	return ok && string(v) != "null"
 }
 
 // userFromClaims picks the user name: email (unless email_verified is

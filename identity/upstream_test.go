@@ -553,8 +553,20 @@ func TestOIDCUpstreamExchangeFailures(t *testing.T) {
 		userinfo    map[string]any
 		want        error
 		wantText    string
+		wantUser    string // default alice@example.com
 	}{
 		{name: "good, groups from userinfo", claims: idClaims(nil), userinfo: map[string]any{"sub": "u1", "groups": []string{"sre"}}},
+		{
+			name:     "user name from userinfo when the ID token has only sub (OIDC Core 5.4)",
+			claims:   idClaims(func(c map[string]any) { delete(c, "email") }),
+			userinfo: map[string]any{"sub": "u1", "email": "bob@example.com", "groups": []string{"sre"}},
+			wantUser: "bob@example.com",
+		},
+		{
+			name:     "the ID token's claims win over userinfo's",
+			claims:   idClaims(nil),
+			userinfo: map[string]any{"sub": "u1", "email": "mallory@example.com", "groups": []string{"sre"}},
+		},
 		{name: "audience list with azp", claims: idClaims(func(c map[string]any) { c["aud"] = []string{"gw", "other"}; c["azp"] = "gw" })},
 		{name: "audience list without azp", claims: idClaims(func(c map[string]any) { c["aud"] = []string{"gw", "other"} }), want: ErrLoginRejected, wantText: "azp"},
 		{name: "azp of another client", claims: idClaims(func(c map[string]any) { c["azp"] = "other" }), want: ErrLoginRejected, wantText: "azp"},
@@ -590,8 +602,12 @@ func TestOIDCUpstreamExchangeFailures(t *testing.T) {
 				if err != nil {
 					t.Fatalf("got %v, want a user", err)
 				}
-				if got.User != "alice@example.com" {
-					t.Errorf("user: got %q, want alice@example.com", got.User)
+				want := tt.wantUser
+				if want == "" {
+					want = "alice@example.com"
+				}
+				if got.User != want {
+					t.Errorf("user: got %q, want %q", got.User, want)
 				}
 				return
 			}
