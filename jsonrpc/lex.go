@@ -110,11 +110,15 @@ func scanStringRest(b []byte, i int) (int, bool, error) {
 		case c < 0x20:
 			return i, esc, ErrControl
 		case c >= utf8.RuneSelf:
-			r, size := utf8.DecodeRune(b[i:])
-			if r == utf8.RuneError && size == 1 {
-				return i, esc, ErrUTF8
+			// Non-ASCII text tends to come in runs: decode the whole run
+			// before looking for the next special byte.
+			for i < len(b) && b[i] >= utf8.RuneSelf {
+				r, size := utf8.DecodeRune(b[i:])
+				if r == utf8.RuneError && size == 1 {
+					return i, esc, ErrUTF8
+				}
+				i += size
 			}
-			i += size
 		default:
 			i++
 		}
@@ -295,10 +299,11 @@ const (
 // Most of a message's bytes pass through here, so the common token shapes
 // are read inline: a key or string value of printable ASCII without
 // escapes, a colon or comma right after a token, a literal compared as one
-// word, an integer. Anything else (whitespace, escapes, fractions, errors)
-// goes to the general functions above, which decide as they always have;
-// the fast paths only ever accept what those would accept, and leave
-// errors to them. The states are labels, since a key can follow a '{' or
+// word, an integer. Anything else (whitespace, escapes, non-ASCII bytes,
+// fractions, misspelt literals) goes to the general functions above. A
+// fast path only ever accepts what those would accept, so every check is
+// made and every error is reported where they would report it (lex_test.go
+// pins the edges). The states are labels, since a key can follow a '{' or
 // a ',' and a value a ':', a '[' or a ','.
 func skipValue(b []byte, i, depth int) (int, error) {
 	var (
