@@ -55,9 +55,11 @@
 //	finish: kind from the members present, Name chosen by method, ids checked
 //
 // Objects on checked paths are walked member by member; everything else is
-// validated by skipValue, an iterative validator whose string loop checks
-// eight bytes at a time for a quote, a backslash, a control or a non-ASCII
-// byte.
+// validated by skipValue, an iterative validator that reads the common
+// token shapes inline (plain keys and their colon, integers, literals as
+// one word) and checks strings eight or sixteen bytes at a time for a
+// quote, a backslash, a control or a non-ASCII byte; anything else goes to
+// the general functions, which make every check.
 //
 // # Buffer lifetimes
 //
