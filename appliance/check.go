@@ -45,6 +45,9 @@ func printIdentity(w io.Writer, cfg *Config) {
 	switch {
 	case id.Issuer != "":
 		fmt.Fprintf(w, "  issuer %s\n", id.Issuer)
+	case id.Mode == "resource" && id.Env["OIDC_AUTH_URL"].Reveal() != "":
+		// The issuer is no secret: every token names it.
+		fmt.Fprintf(w, "  issuer %s (from OIDC_AUTH_URL; set identity.issuer if tokens name another)\n", resourceIssuer(id))
 	case id.Env["OIDC_AUTH_URL"].Reveal() != "":
 		fmt.Fprintf(w, "  issuer derived from OIDC_AUTH_URL by discovery\n")
 	default:

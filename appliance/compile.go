@@ -43,6 +43,17 @@ type compiled struct {
 	cfg    *Config
 	policy *policycache.Policy
 	snap   *proxy.Snapshot
+	// closers stop what identityRuntime.attach started for this snapshot.
+	closers []func()
+}
+
+// close releases the policy and whatever attach started. Call it once,
+// when no request can still use the snapshot.
+func (c *compiled) close() {
+	c.policy.Close()
+	for _, f := range c.closers {
+		f()
+	}
 }
 
 // compile builds the policy and the data-plane snapshot. The Config has

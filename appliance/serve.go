@@ -87,13 +87,13 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 		return err
 	}
 	if err := ids.attach(ctx, comp); err != nil {
-		comp.policy.Close()
+		comp.close()
 		return err
 	}
 
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
-		comp.policy.Close()
+		comp.close()
 		return fmt.Errorf("cannot listen on %s: %w", cfg.Server.Listen, err)
 	}
 	loopback := isLoopbackAddr(ln.Addr())
@@ -103,7 +103,7 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 		c, err := tls.LoadX509KeyPair(cfg.Server.TLS.Cert, cfg.Server.TLS.Key)
 		if err != nil {
 			ln.Close()
-			comp.policy.Close()
+			comp.close()
 			return fmt.Errorf("cannot load TLS pair: %w", err)
 		}
 		cert.Store(&c)
@@ -117,7 +117,7 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 	adminLn, err := listenAdmin(cfg.Server.Admin.Listen)
 	if err != nil {
 		ln.Close()
-		comp.policy.Close()
+		comp.close()
 		return err
 	}
 
@@ -128,7 +128,7 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 	if err != nil {
 		ln.Close()
 		adminLn.Close()
-		comp.policy.Close()
+		comp.close()
 		return err
 	}
 	var current atomic.Pointer[compiled]
@@ -164,7 +164,7 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 			cancel()
 			<-errc
 			<-adminErrc
-			current.Load().policy.Close()
+			current.Load().close()
 			log.Info("mcpgw stopped")
 			return errors.Join(err, aerr)
 		case err := <-errc:
@@ -179,14 +179,14 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 				continue
 			}
 			if err := srv.Update(next.snap); err != nil {
-				next.policy.Close()
+				next.close()
 				log.Error("reload refused; the running configuration keeps serving", "error", err.Error())
 				continue
 			}
 			// The old policy is closed after in-flight requests had
 			// time to finish with it.
 			old := current.Swap(next)
-			time.AfterFunc(time.Minute, old.policy.Close)
+			time.AfterFunc(time.Minute, old.close)
 			log.Info("configuration reloaded", "applications", len(next.cfg.Applications), "identity", ids.describe(next))
 		}
 	}
@@ -215,7 +215,7 @@ func reload(ctx context.Context, path string, useTLS bool, cert *atomic.Pointer[
 		return nil, err
 	}
 	if err := ids.attach(ctx, comp); err != nil {
-		comp.policy.Close()
+		comp.close()
 		return nil, err
 	}
 	if useTLS {
