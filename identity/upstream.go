@@ -102,7 +102,8 @@ type oidcProvider struct {
 	provider *oidc.Provider // for userinfo
 }
 
-// NewOIDCUpstream checks cfg and makes a first discovery attempt with ctx. It
+// NewOIDCUpstream checks cfg and makes a first discovery attempt with ctx
+// (at most 10 s, when the provider's address does not answer at all). It
 // fails only for a configuration error; a provider that cannot be reached
 // or discovered yet is retried later (see OIDCUpstream), so check Discover
 // to log that state at startup.
@@ -114,16 +115,24 @@ func NewOIDCUpstream(ctx context.Context, cfg OIDCConfig) (*OIDCUpstream, error)
 	if cfg.Issuer == "" && cfg.AuthURL == "" {
 		errs = append(errs, errors.New("identity: OIDC issuer unknown: set identity.issuer or OIDC_AUTH_URL"))
 	}
+	// The provider's endpoints carry the client secret, codes and tokens:
+	// https only, but for a provider on this machine.
 	for _, f := range []struct{ name, val string }{
 		{"identity.issuer", cfg.Issuer}, {"OIDC_AUTH_URL", cfg.AuthURL}, {"OIDC_TOKEN_URL", cfg.TokenURL},
-		{"OIDC_USER_URL", cfg.UserURL}, {"redirect URL", cfg.RedirectURL},
+		{"OIDC_USER_URL", cfg.UserURL},
 	} {
-		if f.val == "" && f.name != "redirect URL" {
+		if f.val == "" {
 			continue
 		}
 		if err := checkProviderURL(f.val); err != nil {
 			errs = append(errs, fmt.Errorf("identity: %s: %w", f.name, err))
 		}
+	}
+	// The callback is the gateway's own URL: plain http is the operator's
+	// choice for a dev setup (server.tls omitted), and the provider decides
+	// whether to accept it.
+	if ru, err := url.Parse(cfg.RedirectURL); err != nil || (ru.Scheme != "https" && ru.Scheme != "http") || ru.Host == "" {
+		errs = append(errs, errors.New("identity: redirect URL: want an absolute http(s) URL (server.url + /oauth/callback)"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -316,8 +325,8 @@ func (u *OIDCUpstream) AuthCodeURL(state, nonce, codeChallenge string) string {
 // the email claim, unless email_verified is false; else preferred_username;
 // else sub. Groups come from GroupsClaim in the ID token or, when the claim
 // is absent there, from userinfo, which also supplies the user name claims
-// when the ID token has neither email nor preferred_username. Errors wrap ErrProviderDown or
-// ErrLoginRejected and carry no token or secret.
+// when the ID token has neither email nor preferred_username. Errors wrap
+// ErrProviderDown or ErrLoginRejected and carry no token or secret.
 func (u *OIDCUpstream) Exchange(ctx context.Context, code, codeVerifier, nonce string) (*UpstreamUser, error) {
 	ctx, cancel := withUpstreamTimeout(ctx)
 	defer cancel()

@@ -313,6 +313,7 @@ func TestNewOIDCUpstreamConfigErrors(t *testing.T) {
 	}{
 		{"nothing", OIDCConfig{}, []string{"client id is empty", "issuer unknown", "redirect URL"}},
 		{"plain http to a remote host", OIDCConfig{ClientID: "c", AuthURL: "http://idp.example.com/as/authorize", RedirectURL: "https://gw/oauth/callback"}, []string{"OIDC_AUTH_URL: want an https:// URL"}},
+		{"relative redirect URL", OIDCConfig{ClientID: "c", AuthURL: "https://idp.example.com/as/authorize", RedirectURL: "/oauth/callback"}, []string{"redirect URL: want an absolute"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
