@@ -32,7 +32,8 @@ tools:
 	$(GO) build -o $(BIN)/staticcheck honnef.co/go/tools/cmd/staticcheck
 
 # npm packages pinned in e2e/package-lock.json (MCP SDK client, conformance
-# suites, Node 22 for the suites).
+# suites, Node 22 for the suites and the OAuth tests, oidc-provider as the
+# identity provider of the OAuth tests).
 node-deps: $(E2E_NODE)/.installed
 $(E2E_NODE)/.installed: e2e/package.json e2e/package-lock.json
 	cd e2e && npm ci --no-audit --no-fund --loglevel=error
