@@ -26,7 +26,7 @@ import (
 // completes at the identity provider and mcpgw's consent page while the
 // suite waits on its callback.
 func TestOAuthConformance(t *testing.T) {
-	s := startOAuthStack(t, "userinfo")
+	s := startOAuthStack(t, "broker", "userinfo")
 	port, err := procrun.FreePort()
 	if err != nil {
 		t.Fatal(err)

@@ -68,10 +68,13 @@ type asMetadata struct {
 	CodeChallengeMethods  []string `json:"code_challenge_methods_supported"`
 }
 
-// startOAuthStack starts the stack; groupsIn says where the provider puts
-// email and groups: "userinfo" (only there, oidc-provider's certified
-// default for the code flow) or "id_token" (in the ID token too).
-func startOAuthStack(t *testing.T, groupsIn string) *oauthStack {
+// startOAuthStack starts the stack with mcpgw in identity mode ("broker":
+// mcpgw is the authorization server; "resource": clients bring the
+// provider's JWT access tokens). groupsIn says where the provider puts
+// email and groups in broker logins: "userinfo" (only there,
+// oidc-provider's certified default for the code flow) or "id_token" (in
+// the ID token too).
+func startOAuthStack(t *testing.T, mode, groupsIn string) *oauthStack {
 	t.Helper()
 	dir := t.TempDir()
 	g := newProcGroup(t, dir)
@@ -88,7 +91,8 @@ func startOAuthStack(t *testing.T, groupsIn string) *oauthStack {
 	_, idpPort, _ := strings.Cut(idpAddr, ":")
 	s.idp = g.start("oidc-provider", idpAddr, []string{"E2E_NODE_MODULES=" + nodeModules}, node22(),
 		filepath.Join("oidc", "provider.mjs"), "--port", idpPort,
-		"--redirect-uri", s.ServerURL+"/oauth/callback", "--client-id", "mcpgw", "--client-secret", oidcClientSecret, "--groups-in", groupsIn)
+		"--redirect-uri", s.ServerURL+"/oauth/callback", "--client-id", "mcpgw", "--client-secret", oidcClientSecret, "--groups-in", groupsIn,
+		"--resource-server", s.URL, "--resource-server", s.OtherURL, "--public-redirect-uri", clientRedirect)
 
 	// The PingOne Privilege gateway layout: the client and the provider's
 	// endpoints in pingone.env, the gateway's own URL as SERVER_URL.
@@ -105,13 +109,16 @@ SERVER_URL=%s
 	if err := os.WriteFile(envPath, []byte(env), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	identityKeys := fmt.Sprintf("  env_file: %q\n  mode: broker", envPath)
+	if mode == "resource" {
+		identityKeys = fmt.Sprintf("  env_file: \"\"\n  mode: resource\n  issuer: %q", s.IssuerURL)
+	}
 	cfg := fmt.Sprintf(`server:
   listen: %q
   data_dir: %q
   admin: {listen: %q}
 identity:
-  env_file: %q
-  mode: broker
+%s
   groups_claim: groups
   token_ttl: 10m
 applications:
@@ -134,7 +141,7 @@ applications:
         subjects: {groups: [engineers, sre]}
         tools: [".*"]
 audit: {dir: %q}
-`, listen, filepath.Join(dir, "data"), admin, envPath, s.URL, s.Upstream.URL, s.OtherURL, s.Upstream.URL, filepath.Join(dir, "audit"))
+`, listen, filepath.Join(dir, "data"), admin, identityKeys, s.URL, s.Upstream.URL, s.OtherURL, s.Upstream.URL, filepath.Join(dir, "audit"))
 	cfgPath := filepath.Join(dir, "mcpgw.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -142,6 +149,9 @@ audit: {dir: %q}
 	s.gwAddr, s.cfgPath = listen, cfgPath
 	s.gw = g.start("mcpgw", listen, nil, mcpgwBin, "serve", "--config", cfgPath)
 
+	if mode == "resource" {
+		return s
+	}
 	status, body := httpGet(t, s.ServerURL+"/.well-known/oauth-authorization-server")
 	if status != 200 || json.Unmarshal(body, &s.Meta) != nil {
 		t.Fatalf("authorization server metadata: got %d %s", status, body)
@@ -204,7 +214,7 @@ func runOAuthClient(t *testing.T, url, user string, steps ...map[string]any) oau
 }
 
 func TestOAuthLogin(t *testing.T) {
-	s := startOAuthStack(t, "userinfo")
+	s := startOAuthStack(t, "broker", "userinfo")
 
 	alice := runOAuthClient(t, s.URL, "alice", listTools(), callTool("test_simple_text", false))
 	bob := runOAuthClient(t, s.URL, "bob", listTools(), callTool("test_sampling", false), callTool("test_simple_text", false))
@@ -316,7 +326,7 @@ func TestOAuthLogin(t *testing.T) {
 // the key derived from data_dir hold: issued access tokens still verify,
 // refresh tokens still rotate.
 func TestOAuthStateSurvives(t *testing.T) {
-	s := startOAuthStack(t, "id_token")
+	s := startOAuthStack(t, "broker", "id_token")
 	clientID, code, verifier := s.code(t, "bob", s.URL)
 	tok := s.token(t, codeGrant(clientID, code, verifier, s.URL))
 	if tok.Status != http.StatusOK || tok.RefreshToken == "" {
@@ -550,7 +560,7 @@ func codeGrant(clientID, code, verifier, resource string) url.Values {
 // TestOAuthErrors covers what a user or a client can get wrong, each with
 // the error the specs name, and a provider that goes down mid-login.
 func TestOAuthErrors(t *testing.T) {
-	s := startOAuthStack(t, "userinfo")
+	s := startOAuthStack(t, "broker", "userinfo")
 	clientID := s.register(t)
 	_, challenge := pkce()
 

@@ -5,6 +5,7 @@
 //
 // usage: node provider.mjs --port P --redirect-uri URI [--client-id ID]
 //          [--client-secret S] [--groups-in userinfo|id_token]
+//          [--resource-server URL]... [--public-redirect-uri URI]
 // (each flag may also be given as an environment variable: OIDC_PORT,
 // OIDC_REDIRECT_URI, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_GROUPS_IN).
 //
@@ -17,6 +18,12 @@
 // behaviour for the code flow) the ID token carries only sub and the claims
 // come from the userinfo endpoint; with id_token they are in the ID token
 // too, as PingOne does when the attribute is mapped into it.
+//
+// For mcpgw's resource mode the provider also issues JWT access tokens
+// (RFC 9068) to each --resource-server URL given (RFC 8707 resource
+// indicator = the token's audience), carrying the user's email and groups,
+// to the public client "e2e-public" (PKCE, redirect URI
+// --public-redirect-uri, default http://127.0.0.1:1/callback).
 //
 // Prints one line `issuer http://127.0.0.1:P` once it accepts connections.
 // The SDK is loaded from $E2E_NODE_MODULES (default: ../node_modules).
@@ -34,6 +41,8 @@ const { values: args } = parseArgs({
     'client-id': { type: 'string', default: process.env.OIDC_CLIENT_ID || 'mcpgw' },
     'client-secret': { type: 'string', default: process.env.OIDC_CLIENT_SECRET || 'mcpgw-e2e-secret' },
     'groups-in': { type: 'string', default: process.env.OIDC_GROUPS_IN || 'userinfo' },
+    'resource-server': { type: 'string', multiple: true, default: [] },
+    'public-redirect-uri': { type: 'string', default: 'http://127.0.0.1:1/callback' },
   },
 });
 const port = Number(args.port);
@@ -45,7 +54,7 @@ if (!Number.isInteger(port) || port <= 0 || !args['redirect-uri'] || !['userinfo
 const here = path.dirname(fileURLToPath(import.meta.url));
 const nodeModules = process.env.E2E_NODE_MODULES || path.join(here, '..', 'node_modules');
 const require = createRequire(path.join(path.dirname(nodeModules), 'package.json'));
-const { default: Provider } = await import(pathToFileURL(require.resolve('oidc-provider')).href);
+const { default: Provider, errors } = await import(pathToFileURL(require.resolve('oidc-provider')).href);
 
 const accounts = {
   alice: { email: 'alice@example.com', name: 'Alice', groups: ['engineers'] },
@@ -65,6 +74,13 @@ const provider = new Provider(issuer, {
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
+  }, {
+    client_id: 'e2e-public',
+    application_type: 'native',
+    redirect_uris: [args['public-redirect-uri']],
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'none',
   }],
   async findAccount(ctx, id) {
     const a = accounts[id];
@@ -84,7 +100,22 @@ const provider = new Provider(issuer, {
   },
   scopes: ['openid', 'offline_access', 'email', 'profile', 'groups'],
   conformIdTokenClaims: args['groups-in'] === 'userinfo',
-  features: { devInteractions: { enabled: true } },
+  features: {
+    devInteractions: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      async getResourceServerInfo(ctx, resource) {
+        if (!args['resource-server'].includes(resource)) throw new errors.InvalidTarget();
+        return { scope: 'mcp', audience: resource, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+      },
+    },
+  },
+  // JWT access tokens carry what mcpgw's policy needs.
+  async extraTokenClaims(ctx, token) {
+    const a = accounts[token.accountId];
+    if (!a || token.kind !== 'AccessToken') return undefined;
+    return { email: a.email, email_verified: true, groups: a.groups };
+  },
   jwks: { keys: [signingKey] },
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
   // PKCE is required of public clients (the default); mcpgw's client is
