@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -110,7 +111,9 @@ func readAdminToken(path string) ([]byte, error) {
 	return tok, nil
 }
 
-// readiness is what /readyz reports.
+// readiness is what /readyz reports. Checks that do not decide readiness
+// (the identity provider, which a gateway keeps serving without: issued
+// tokens stay valid) are reported beside the ones that do.
 type readiness struct {
 	Ready  bool              `json:"ready"`
 	Checks map[string]string `json:"checks"`
@@ -119,20 +122,20 @@ type readiness struct {
 // adminServer serves the admin listener. Safe for concurrent use.
 type adminServer struct {
 	token []byte
-	ready func() readiness
+	ready func(context.Context) readiness
 	mux   *http.ServeMux
 	// api is the mux behind the bearer check, for /api/v1/ paths.
 	api *http.ServeMux
 }
 
 // newAdminServer returns the admin handler; ready is called per /readyz.
-func newAdminServer(token []byte, ready func() readiness) *adminServer {
+func newAdminServer(token []byte, ready func(context.Context) readiness) *adminServer {
 	a := &adminServer{token: token, ready: ready, mux: http.NewServeMux(), api: http.NewServeMux()}
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeAdminJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	a.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		rd := a.ready()
+		rd := a.ready(r.Context())
 		status := http.StatusOK
 		if !rd.Ready {
 			status = http.StatusServiceUnavailable

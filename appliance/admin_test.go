@@ -74,7 +74,7 @@ func TestAdminToken(t *testing.T) {
 func TestAdminHandler(t *testing.T) {
 	const token = "admin-token-0123456789abcdef"
 	ready := readiness{Ready: true, Checks: map[string]string{"config": "loaded", "state": "open"}}
-	h := newAdminServer([]byte(token), func() readiness { return ready })
+	h := newAdminServer([]byte(token), func(context.Context) readiness { return ready })
 	do := func(method, path, authz string) (int, http.Header, string) {
 		req, _ := http.NewRequest(method, "http://admin"+path, nil)
 		if authz != "" {

@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"sort"
@@ -45,6 +46,9 @@ type compiled struct {
 	snap   *proxy.Snapshot
 	// closers stop what identityRuntime.attach started for this snapshot.
 	closers []func()
+	// provider reports whether the identity provider's metadata is known
+	// (nil when no provider is configured); see identityRuntime.readiness.
+	provider func(context.Context) error
 }
 
 // close releases the policy and whatever attach started. Call it once,

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/mcpgw/mcpgw/identity"
 	"github.com/mcpgw/mcpgw/internal/state"
@@ -98,6 +99,7 @@ func (r *identityRuntime) attach(ctx context.Context, comp *compiled) error {
 			r.log.Warn("identity provider not reachable yet; tokens are refused until it is", "error", err.Error())
 		}
 		comp.closers = append(comp.closers, v.Close)
+		comp.provider = v.Discover
 		comp.snap.Tokens = v
 		// The metadata sends clients to the provider.
 		comp.snap.IdentityHandler = identity.ProtectedResourceHandler(apps, []string{v.Issuer()})
@@ -124,6 +126,7 @@ func (r *identityRuntime) attach(ctx context.Context, comp *compiled) error {
 		if err := up.Discover(ctx); err != nil {
 			r.log.Warn("identity provider not reachable yet; logins fail until it is", "error", err.Error())
 		}
+		comp.provider = up.Discover
 		as, err := identity.NewAuthServer(identity.AuthServerConfig{
 			Issuer:         base,
 			Apps:           apps,
@@ -188,8 +191,13 @@ func (r *identityRuntime) describe(comp *compiled) string {
 }
 
 // readiness is what /readyz reports: the configuration is loaded and the
-// state store answers.
-func (r *identityRuntime) readiness(comp *compiled) readiness {
+// state store answers. Whether the identity provider's metadata has been
+// discovered is reported too (once it has, it is kept, so this does not
+// tell whether the provider answers now), without deciding readiness: a gateway whose provider is down still serves every
+// token it issued, and taking every node out of rotation for it would make
+// an outage of the provider one of the gateway. Asking identity costs a
+// network request at most once per its retry backoff (1 s to 30 s).
+func (r *identityRuntime) readiness(ctx context.Context, comp *compiled) readiness {
 	rd := readiness{Ready: true, Checks: map[string]string{}}
 	if comp == nil {
 		rd.Ready = false
@@ -202,6 +210,15 @@ func (r *identityRuntime) readiness(comp *compiled) readiness {
 		rd.Checks["state"] = "unavailable"
 	} else {
 		rd.Checks["state"] = "open"
+	}
+	if comp != nil && comp.provider != nil {
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		if err := comp.provider(ctx); err != nil {
+			rd.Checks["identity_provider"] = "not discovered: logins fail until it is; issued tokens still work"
+		} else {
+			rd.Checks["identity_provider"] = "discovered"
+		}
 	}
 	return rd
 }

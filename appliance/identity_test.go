@@ -52,7 +52,7 @@ func TestResourceIssuer(t *testing.T) {
 
 // attachConfig loads src (with env file contents envSrc, if not empty) and
 // attaches identity to its compiled snapshot.
-func attachConfig(t *testing.T, src, envSrc string) *compiled {
+func attachConfig(t *testing.T, src, envSrc string) (*compiled, *identityRuntime) {
 	t.Helper()
 	dir := t.TempDir()
 	if envSrc != "" {
@@ -75,7 +75,7 @@ func attachConfig(t *testing.T, src, envSrc string) *compiled {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { comp.close(); store.Close() })
-	return comp
+	return comp, rt
 }
 
 const attachApps = `applications:
@@ -92,7 +92,10 @@ const attachApps = `applications:
 
 func TestAttachIdentity(t *testing.T) {
 	t.Run("dev users only: nothing attached", func(t *testing.T) {
-		comp := attachConfig(t, "identity:\n  env_file: \"\"\n  dev_users: [{token: alice-token, user: alice}]\n"+attachApps, "")
+		comp, rt := attachConfig(t, "identity:\n  env_file: \"\"\n  dev_users: [{token: alice-token, user: alice}]\n"+attachApps, "")
+		if rd := rt.readiness(context.Background(), comp); !rd.Ready || rd.Checks["identity_provider"] != "" {
+			t.Errorf("readiness: got %+v, want ready and no identity provider check", rd)
+		}
 		if comp.snap.Tokens != nil || comp.snap.IdentityHandler != nil || comp.snap.Applications[0].ResourceMetadata != "" {
 			t.Errorf("got tokens %v, handler %v, metadata %q; want none without OIDC",
 				comp.snap.Tokens, comp.snap.IdentityHandler, comp.snap.Applications[0].ResourceMetadata)
@@ -102,10 +105,14 @@ func TestAttachIdentity(t *testing.T) {
 	// The provider is not reachable: mcpgw still starts (logins fail
 	// until it is), and everything clients discover is in place.
 	t.Run("broker", func(t *testing.T) {
-		comp := attachConfig(t, attachApps, "OIDC_CLIENT_ID=gw\nOIDC_CLIENT_SECRET=s3cret-value\n"+
+		comp, rt := attachConfig(t, attachApps, "OIDC_CLIENT_ID=gw\nOIDC_CLIENT_SECRET=s3cret-value\n"+
 			"OIDC_AUTH_URL=http://127.0.0.1:1/as/authorize\nOIDC_TOKEN_URL=http://127.0.0.1:1/as/token\n"+
 			"SERVER_URL=http://127.0.0.1:8080\n")
 		checkAttached(t, comp, "http://127.0.0.1:8080")
+		// A provider that is down does not make the gateway unready.
+		if rd := rt.readiness(context.Background(), comp); !rd.Ready || !strings.HasPrefix(rd.Checks["identity_provider"], "not discovered") {
+			t.Errorf("readiness with the provider down: got %+v, want ready, provider not discovered", rd)
+		}
 		// mcpgw is the authorization server: its metadata is served.
 		rec := httptest.NewRecorder()
 		comp.snap.IdentityHandler.ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1:8080/.well-known/oauth-authorization-server", nil))
@@ -118,7 +125,7 @@ func TestAttachIdentity(t *testing.T) {
 	})
 
 	t.Run("resource", func(t *testing.T) {
-		comp := attachConfig(t, "identity: {mode: resource, issuer: \"http://127.0.0.1:1/as\"}\n"+attachApps, "")
+		comp, _ := attachConfig(t, "identity: {mode: resource, issuer: \"http://127.0.0.1:1/as\"}\n"+attachApps, "")
 		checkAttached(t, comp, "http://127.0.0.1:1/as")
 	})
 }

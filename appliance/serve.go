@@ -133,8 +133,8 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 	}
 	var current atomic.Pointer[compiled]
 	current.Store(comp)
-	admin := newAdminHTTPServer(newAdminServer(adminToken, func() readiness {
-		return ids.readiness(current.Load())
+	admin := newAdminHTTPServer(newAdminServer(adminToken, func(ctx context.Context) readiness {
+		return ids.readiness(ctx, current.Load())
 	}), log.With("component", "admin"))
 
 	errc := make(chan error, 1)

@@ -56,6 +56,7 @@ type oauthStack struct {
 	idp     *procrun.Process
 	gw      *procrun.Process // mcpgw
 	gwAddr  string
+	admin   string // mcpgw's admin listener, host:port
 	cfgPath string
 }
 
@@ -84,6 +85,7 @@ func startOAuthStack(t *testing.T, mode, groupsIn string) *oauthStack {
 		URL:       "http://" + listen + "/mcp",
 		OtherURL:  "http://" + listen + "/other",
 		IssuerURL: "http://" + idpAddr,
+		admin:     admin,
 		procs:     g,
 	}
 	g.start("go-everything", upstreamAddr, nil, everythingBin, "-http", upstreamAddr, "-stateless=false")
@@ -698,6 +700,11 @@ func TestOAuthErrors(t *testing.T) {
 			t.Errorf("callback page: got %d %.300q, want 5xx saying the identity provider is unavailable", res.Error.Status, res.Error.Text)
 		}
 		t.Logf("callback page with the provider down: %d %.200s", res.Error.Status, res.Error.Text)
+		// The gateway stays ready: issued tokens keep working.
+		status, body := httpGet(t, "http://"+s.admin+"/readyz")
+		if status != http.StatusOK || !strings.Contains(string(body), `"identity_provider"`) {
+			t.Errorf("readyz with the provider down: got %d %s, want 200 with the provider's state", status, body)
+		}
 		// A new login now fails at mcpgw's authorize step or at the
 		// provider; either way it says so.
 		res = login(t, s.authorizeURL(clientID, clientRedirect, challenge, "st2", s.URL), "alice", clientRedirect, "", nil)
