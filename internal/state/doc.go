@@ -27,11 +27,11 @@
 //
 // Both implementations are safe for concurrent use. Values passed in are
 // copied before the call returns; values returned (by Get, and to Scan's
-// callback) are fresh copies the caller owns. Scan reads a snapshot of the
-// live records under the prefix into memory and then calls its callback
-// without holding a lock, so the callback may write to the store (its
-// writes are not seen by that Scan). Scan is meant for small prefixes (one
-// user's consents, one family's tokens) and for sweeps.
+// callback) are fresh copies the caller owns. Scan calls its callback
+// without holding a lock, so the callback may write to the store; Memory
+// calls it over a snapshot taken when Scan started, Pebble over batches of
+// 256 records read in turn (bounding its memory on large prefixes), so a
+// record written during a Scan may or may not be seen by it.
 //
 // # Record format
 //

@@ -192,68 +192,89 @@ func (p *Pebble) Delete(key string) error {
 	return nil
 }
 
-// Scan implements Store. It reads a consistent snapshot (a Pebble
-// iterator) of the live records into memory and then calls fn without
-// holding any lock, so fn may write to the store. Expired keys it passes are
-// removed.
+// scanBatch is how many live records Scan reads under the read lock
+// before it calls back for them, which bounds its memory on large
+// prefixes (a sweep of every refresh token).
+const scanBatch = 256
+
+// Scan implements Store. It reads the live records in batches of
+// scanBatch (a Pebble iterator each, under the read lock), and calls fn for
+// a batch without holding any lock, so fn may write to the store; a
+// record written during a Scan, ahead of where it has read, may or may not
+// be seen. Expired keys it passes are removed.
 func (p *Pebble) Scan(prefix string, fn func(key string, value []byte) bool) error {
-	type kv struct {
-		key   string
-		value []byte
+	var lower []byte // nil for "": Pebble's invariant checks (on under -race) index a non-nil bound
+	if prefix != "" {
+		lower = []byte(prefix)
 	}
-	var found []kv
-	var expired []string
-	err := func() error {
-		p.mu.RLock()
-		defer p.mu.RUnlock()
-		if p.closed {
-			return ErrClosed
-		}
-		var lower []byte // nil for "": Pebble's invariant checks (on under -race) index a non-nil bound
-		if prefix != "" {
-			lower = []byte(prefix)
-		}
-		it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	upper := prefixEnd(lower)
+	for {
+		batch, expired, next, err := p.scanBatch(lower, upper)
 		if err != nil {
-			return fmt.Errorf("state: cannot scan: %w", err)
+			return err
 		}
-		now := p.now()
-		for ok := it.First(); ok; ok = it.Next() {
-			rec, err := it.ValueAndErr()
-			if err != nil {
-				it.Close()
-				return fmt.Errorf("state: cannot scan: %w", err)
-			}
-			expiry, value, ok := decodeRecord(rec)
-			switch {
-			case !ok:
-			case !live(expiry, now):
-				expired = append(expired, string(it.Key()))
-			default:
-				found = append(found, kv{string(it.Key()), slices.Clone(value)})
+		for _, key := range expired {
+			p.sweep(key)
+		}
+		for _, e := range batch {
+			if !fn(e.key, e.value) {
+				return nil
 			}
 		}
-		err = it.Error()
-		if cerr := it.Close(); err == nil {
-			err = cerr
+		if next == nil {
+			return nil
 		}
-		if err != nil {
-			return fmt.Errorf("state: cannot scan: %w", err)
-		}
-		return nil
-	}()
+		lower = next
+	}
+}
+
+type scanned struct {
+	key   string
+	value []byte
+}
+
+// scanBatch reads up to scanBatch live records from lower (inclusive) to
+// upper (exclusive; nil: no bound). next is where the following batch
+// starts, nil when the range is done.
+func (p *Pebble) scanBatch(lower, upper []byte) (batch []scanned, expired []string, next []byte, err error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return nil, nil, nil, ErrClosed
+	}
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
-		return err
+		return nil, nil, nil, fmt.Errorf("state: cannot scan: %w", err)
 	}
-	for _, key := range expired {
-		p.sweep(key)
-	}
-	for _, e := range found {
-		if !fn(e.key, e.value) {
+	now := p.now()
+	for ok := it.First(); ok; ok = it.Next() {
+		if len(batch) == scanBatch {
+			// The smallest key after the last one read.
+			next = append([]byte(batch[len(batch)-1].key), 0)
 			break
 		}
+		rec, verr := it.ValueAndErr()
+		if verr != nil {
+			it.Close()
+			return nil, nil, nil, fmt.Errorf("state: cannot scan: %w", verr)
+		}
+		expiry, value, ok := decodeRecord(rec)
+		switch {
+		case !ok:
+		case !live(expiry, now):
+			expired = append(expired, string(it.Key()))
+		default:
+			batch = append(batch, scanned{string(it.Key()), slices.Clone(value)})
+		}
 	}
-	return nil
+	err = it.Error()
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("state: cannot scan: %w", err)
+	}
+	return batch, expired, next, nil
 }
 
 // Close implements Store. It flushes nothing that is not already durable.
