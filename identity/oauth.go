@@ -41,6 +41,18 @@ const (
 	// issued (OAuth 2.1 section 4.1.3), rather than failing as unknown.
 	codeRecordTTL = loginTTL
 
+	// usedRefreshRetention is how long a redeemed refresh token's record
+	// is kept (at most until its family ends) so that presenting it again
+	// revokes the family. Older replays are refused as unknown tokens
+	// without revoking; the bound keeps hourly refreshes from piling up a
+	// month of records per login.
+	usedRefreshRetention = 7 * 24 * time.Hour
+	// sweepInterval is how often the server scans its records so that
+	// expired ones nobody reads again (abandoned logins, redeemed codes,
+	// ended families) leave the store: Pebble removes expired keys only
+	// when it meets them.
+	sweepInterval = time.Hour
+
 	// maxFormBody bounds the body of registration, token and revocation
 	// requests and of the consent form.
 	maxFormBody = 64 << 10
@@ -132,6 +144,10 @@ type AuthServer struct {
 
 	revokeMu sync.Mutex                       // serialises writers of revoked
 	revoked  atomic.Pointer[map[string]int64] // family -> unix ns until which it counts as revoked
+
+	stop      chan struct{} // closed by Close: ends the sweeper
+	sweeperWG sync.WaitGroup
+	closeOnce sync.Once
 }
 
 // NewAuthServer validates cfg and returns the server. It reads the
@@ -215,7 +231,45 @@ func NewAuthServer(cfg AuthServerConfig) (*AuthServer, error) {
 	}
 	a.prm = ProtectedResourceHandler(a.apps, []string{a.issuer})
 	a.mux = a.routes()
+	a.stop = make(chan struct{})
+	a.sweeperWG.Add(1)
+	go a.sweepLoop()
 	return a, nil
+}
+
+// sweepLoop runs sweep every sweepInterval until Close.
+func (a *AuthServer) sweepLoop() {
+	defer a.sweeperWG.Done()
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+			a.sweep()
+		}
+	}
+}
+
+// sweep scans the records that expire, which removes the expired ones
+// (internal/state sweeps what a Scan meets), and drops revocations that no
+// longer matter from memory.
+func (a *AuthServer) sweep() {
+	for _, prefix := range []string{keyLogin, keyPending, keyCode, keyRefresh, keyFamily, keyRevokedFamily} {
+		err := a.store.Scan(prefix, func(string, []byte) bool {
+			select {
+			case <-a.stop:
+				return false
+			default:
+				return true
+			}
+		})
+		if err != nil {
+			a.log.Warn("cannot sweep expired records", "prefix", prefix, "err", err)
+		}
+	}
+	a.markRevoked("", 0)
 }
 
 // orDefault returns v, or def when v is zero.
@@ -247,10 +301,15 @@ func (a *AuthServer) loadRevocations() error {
 	return nil
 }
 
-// Close stops the token cache. Verify must not be called after Close (it
-// still answers correctly, without the cache); the Store is not closed.
+// Close stops the sweeper and the token cache. Verify may still be called
+// after Close (it answers correctly, without the cache); the Store is not
+// closed.
 func (a *AuthServer) Close() error {
-	a.cache.close()
+	a.closeOnce.Do(func() {
+		close(a.stop)
+		a.sweeperWG.Wait()
+		a.cache.close()
+	})
 	return nil
 }
 

@@ -536,3 +536,40 @@ func ExampleResourceMetadataURL() {
 	// https://gw.example.com/.well-known/oauth-protected-resource/mcp
 	// https://gw.example.com/.well-known/oauth-protected-resource
 }
+
+// scanRecorder records the prefixes scanned through it.
+type scanRecorder struct {
+	state.Store
+	mu       sync.Mutex
+	prefixes []string
+}
+
+func (s *scanRecorder) Scan(prefix string, fn func(string, []byte) bool) error {
+	s.mu.Lock()
+	s.prefixes = append(s.prefixes, prefix)
+	s.mu.Unlock()
+	return s.Store.Scan(prefix, fn)
+}
+
+// TestSweep: a sweep scans every prefix whose records expire (the store
+// removes the expired records a Scan meets), forgets revocations whose
+// tokens have expired, and Close stops the sweeper.
+func TestSweep(t *testing.T) {
+	rec := &scanRecorder{}
+	e := newASEnv(t, func(c *AuthServerConfig) { rec.Store = c.Store; c.Store = rec })
+	e.a.markRevoked("old", e.clock.now().Add(time.Minute).UnixNano())
+	e.a.markRevoked("new", e.clock.now().Add(time.Hour).UnixNano())
+	e.clock.advance(2 * time.Minute)
+	rec.prefixes = nil
+	e.a.sweep()
+	if got, want := strings.Join(rec.prefixes, " "), "oauth/login/ oauth/pending/ oauth/code/ oauth/refresh/ oauth/family/ oauth/revoked/"; got != want {
+		t.Errorf("swept prefixes: got %q, want %q", got, want)
+	}
+	if m := *e.a.revoked.Load(); len(m) != 1 || m["new"] == 0 {
+		t.Errorf("revoked set after the sweep: got %v, want only new", m)
+	}
+	if err := e.a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.a.Close() // twice is fine
+}

@@ -246,7 +246,8 @@ func (a *AuthServer) refreshGrant(w http.ResponseWriter, r *http.Request, c *cli
 	used := rec
 	used.Used = true
 	usedRaw, _ := json.Marshal(&used)
-	if err := a.store.CompareAndSwap(key, raw, usedRaw, time.Duration(rec.Expires-now.UnixNano())); err != nil {
+	keep := min(time.Duration(rec.Expires-now.UnixNano()), usedRefreshRetention)
+	if err := a.store.CompareAndSwap(key, raw, usedRaw, keep); err != nil {
 		if errors.Is(err, state.ErrConflict) {
 			a.revokeFamily(rec.Family, "refresh token used twice")
 			return errInvalidGrant("the refresh token was already used; every token of this login is revoked, log in again")

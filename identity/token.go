@@ -382,8 +382,9 @@ func (a *AuthServer) isRevoked(family string, now int64) bool {
 }
 
 // markRevoked adds family to the in-memory revoked set until the last
-// access token issued in it has expired (until, unix ns). The set is
-// copied on write: revocations are rare, checks are per request.
+// access token issued in it has expired (until, unix ns), dropping entries
+// whose time has passed (family "" only drops). The set is copied on
+// write: revocations are rare, checks are per request.
 func (a *AuthServer) markRevoked(family string, until int64) {
 	a.revokeMu.Lock()
 	defer a.revokeMu.Unlock()
@@ -396,7 +397,7 @@ func (a *AuthServer) markRevoked(family string, until int64) {
 			}
 		}
 	}
-	if until > next[family] {
+	if family != "" && until > next[family] {
 		next[family] = until
 	}
 	a.revoked.Store(&next)
