@@ -149,7 +149,9 @@ func (a *AuthServer) serveConsent(w http.ResponseWriter, r *http.Request) {
 	cookie, _ := r.Cookie(a.consentCookieName())
 	origin := r.Header.Get("Origin")
 	switch {
-	case origin != "" && origin != "null" && !strings.EqualFold(origin, a.issuer):
+	// Origin is "null" under Referrer-Policy: no-referrer in some
+	// browsers; the form token and the SameSite cookie still bind the post.
+	case origin != "" && origin != "null" && !sameResource(origin, a.issuer):
 		a.refuseConsent(w, "it was sent from another site ("+truncate(origin, 100)+")")
 		return
 	case id == "" || !hmac.Equal([]byte(csrf), []byte(a.csrfToken("form", id))):

@@ -294,6 +294,7 @@ func TestConsent(t *testing.T) {
 		{"no cookie", func(f *consentForm) { f.cookie = nil }, asIssuer},
 		{"cookie of another login", func(f *consentForm) { c := *f.cookie; c.Value = "other"; f.cookie = &c }, asIssuer},
 		{"cross-site post", func(f *consentForm) {}, "https://evil.example.com"},
+		{"cross-site post from a subdomain", func(f *consentForm) {}, "https://evil.gw.example.com"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newASEnv(t)
@@ -315,6 +316,14 @@ func TestConsent(t *testing.T) {
 			clientRedirect(t, e.answerConsent(good, "approve"), asRedirect)
 		})
 	}
+	t.Run("same origin spelled differently", func(t *testing.T) {
+		e := newASEnv(t)
+		f := callback(t, e)
+		r := httptestPost("/oauth/consent", url.Values{"login": {f.login}, "csrf": {f.csrf}, "action": {"approve"}})
+		r.Header.Set("Origin", "https://GW.example.com:443")
+		r.AddCookie(f.cookie)
+		clientRedirect(t, e.do(r), asRedirect)
+	})
 	t.Run("deny", func(t *testing.T) {
 		e := newASEnv(t)
 		q := clientRedirect(t, e.answerConsent(callback(t, e), "deny"), asRedirect)
