@@ -242,3 +242,15 @@ applications:
 		t.Errorf("admin listener still answers after stop")
 	}
 }
+
+func TestRestartOnly(t *testing.T) {
+	a := &Config{Server: ServerConfig{Listen: ":8080", DataDir: "/d", Admin: AdminConfig{Listen: "127.0.0.1:9900", TokenFile: "/d/t"}}}
+	b := *a
+	if got := restartOnly(a, &b); len(got) != 0 {
+		t.Errorf("same config: got %q, want none", got)
+	}
+	b.Server.DataDir, b.Server.Admin.Listen = "/e", "127.0.0.1:9901"
+	if got := strings.Join(restartOnly(a, &b), ","); got != "server.admin.listen,server.data_dir" {
+		t.Errorf("got %q, want server.admin.listen,server.data_dir", got)
+	}
+}

@@ -188,6 +188,9 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 			old := current.Swap(next)
 			time.AfterFunc(time.Minute, old.close)
 			log.Info("configuration reloaded", "applications", len(next.cfg.Applications), "identity", ids.describe(next))
+			if keys := restartOnly(cfg, next.cfg); len(keys) > 0 {
+				log.Warn("changed settings take effect only after a restart; the running values stay", "keys", keys)
+			}
 		}
 	}
 }
@@ -222,6 +225,26 @@ func reload(ctx context.Context, path string, useTLS bool, cert *atomic.Pointer[
 		cert.Store(&c)
 	}
 	return comp, nil
+}
+
+// restartOnly names the settings that differ between the configuration
+// serve started with and a reloaded one but are only read at start.
+func restartOnly(started, next *Config) []string {
+	var keys []string
+	for _, f := range []struct {
+		key  string
+		a, b string
+	}{
+		{"server.listen", started.Server.Listen, next.Server.Listen},
+		{"server.admin.listen", started.Server.Admin.Listen, next.Server.Admin.Listen},
+		{"server.admin.token_file", started.Server.Admin.TokenFile, next.Server.Admin.TokenFile},
+		{"server.data_dir", started.Server.DataDir, next.Server.DataDir},
+	} {
+		if f.a != f.b {
+			keys = append(keys, f.key)
+		}
+	}
+	return keys
 }
 
 func isLoopbackAddr(a net.Addr) bool {
