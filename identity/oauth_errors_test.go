@@ -416,3 +416,49 @@ func ioNopCloser(s string) *nopCloser { return &nopCloser{strings.NewReader(s)} 
 type nopCloser struct{ *strings.Reader }
 
 func (nopCloser) Close() error { return nil }
+
+// FuzzCheckRedirectURI: an accepted redirect URI is absolute, has no
+// fragment, and is never plain http to a host other than loopback.
+func FuzzCheckRedirectURI(f *testing.F) {
+	for _, s := range []string{asRedirect, "https://claude.ai/api/mcp/auth_callback", "cursor://x/cb",
+		"http://example.com/cb", "javascript:alert(1)", "http://[::1]:1/", "HTTP://LOCALHOST/", "https://a#b", "//x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if checkRedirectURI(s) != nil {
+			return
+		}
+		u, err := url.Parse(s)
+		if err != nil || !u.IsAbs() || strings.Contains(s, "#") {
+			t.Fatalf("accepted %q: not an absolute URL without fragment", s)
+		}
+		switch strings.ToLower(u.Scheme) {
+		case "http":
+			if !isLoopbackHost(u.Hostname()) {
+				t.Fatalf("accepted %q: http to a non-loopback host", s)
+			}
+		case "javascript", "data", "file", "vbscript":
+			t.Fatalf("accepted %q: scheme %s", s, u.Scheme)
+		}
+	})
+}
+
+// FuzzCanonicalResource: canonical forms are fixed points, and a resource
+// is always the same resource as itself.
+func FuzzCanonicalResource(f *testing.F) {
+	for _, s := range []string{asResource, "HTTPS://GW.example.com:443/", "http://a:80", "https://a/b?c=d", "https://a/#x", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, ok := canonicalResource(s)
+		if !ok {
+			return
+		}
+		if c2, ok := canonicalResource(c); !ok || c2 != c {
+			t.Fatalf("canonicalResource(%q) = %q, but canonicalResource of that = %q, %v", s, c, c2, ok)
+		}
+		if !sameResource(s, s) {
+			t.Fatalf("%q is not the same resource as itself", s)
+		}
+	})
+}
