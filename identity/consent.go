@@ -34,7 +34,7 @@ type pendingRecord struct {
 
 // consentRecord is a remembered approval.
 type consentRecord struct {
-	RedirectTarget string // scheme://host of the redirect URI approved
+	RedirectTarget string // consentTarget of the redirect URI approved
 	Approved       int64  // unix seconds
 }
 
@@ -47,14 +47,25 @@ func consentKey(user, clientID string) string {
 	return secretKey(keyConsent, user+"\x00"+clientID)
 }
 
-// redirectTarget is what the consent page shows of a redirect URI and what
-// an approval is bound to: scheme and host (with port).
+// redirectTarget is what the consent page shows of a redirect URI: scheme
+// and host (with port).
 func redirectTarget(redirectURI string) string {
 	u, err := url.Parse(redirectURI)
 	if err != nil {
 		return redirectURI
 	}
 	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host)
+}
+
+// consentTarget is what an approval is bound to: redirectTarget, without
+// the port on a loopback IP, where native apps pick a new port for every
+// login (registeredRedirect).
+func consentTarget(redirectURI string) string {
+	u, err := url.Parse(redirectURI)
+	if err != nil || u.Scheme != "http" || !isLoopbackIP(u.Hostname()) {
+		return redirectTarget(redirectURI)
+	}
+	return "http://" + u.Hostname()
 }
 
 func (a *AuthServer) hasConsent(user, clientID, redirectURI string) (bool, error) {
@@ -65,7 +76,7 @@ func (a *AuthServer) hasConsent(user, clientID, redirectURI string) (bool, error
 		}
 		return false, err
 	}
-	return rec.RedirectTarget == redirectTarget(redirectURI), nil
+	return rec.RedirectTarget == consentTarget(redirectURI), nil
 }
 
 // csrfToken derives the form token (purpose "form") or the cookie value
@@ -176,7 +187,7 @@ func (a *AuthServer) serveConsent(w http.ResponseWriter, r *http.Request) {
 		Secure: a.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 	switch r.PostForm.Get("action") {
 	case "approve":
-		rec := consentRecord{RedirectTarget: redirectTarget(p.RedirectURI), Approved: a.now().Unix()}
+		rec := consentRecord{RedirectTarget: consentTarget(p.RedirectURI), Approved: a.now().Unix()}
 		if err := a.putJSON(consentKey(p.User, p.ClientID), &rec, 0); err != nil {
 			a.log.Error("cannot store a consent", "err", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -145,8 +146,9 @@ func (a *AuthServer) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 }
 
 // pickRedirectURI returns the redirect URI of a request: the one named,
-// which must be one of the client's exactly (OAuth 2.1 section 4.1.1), or
-// the client's only one when none is named.
+// which must be one of the client's exactly (OAuth 2.1 section 4.1.1)
+// except for the port of a loopback one (registeredRedirect), or the
+// client's only one when none is named.
 func pickRedirectURI(c *clientRecord, named string) (string, bool, error) {
 	if named == "" {
 		if len(c.RedirectURIs) == 1 {
@@ -154,10 +156,39 @@ func pickRedirectURI(c *clientRecord, named string) (string, bool, error) {
 		}
 		return "", false, errors.New("redirect_uri is missing, and the client registered several")
 	}
-	if !slices.Contains(c.RedirectURIs, named) {
+	if !registeredRedirect(c, named) {
 		return "", false, fmt.Errorf("redirect_uri %s is not one the client registered", truncate(named, 200))
 	}
 	return named, true, nil
+}
+
+// registeredRedirect reports whether uri is one of c's redirect URIs:
+// equal as strings, or, for http on a loopback IP literal, equal but for
+// the port, which native apps pick at the time of the request (RFC 8252
+// section 7.3, OAuth 2.1 section 8.4.2: the server must allow any port).
+// "localhost" is matched exactly (RFC 8252 section 8.3 advises against it
+// for this reason).
+func registeredRedirect(c *clientRecord, uri string) bool {
+	if slices.Contains(c.RedirectURIs, uri) {
+		return true
+	}
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "http" || !isLoopbackIP(u.Hostname()) {
+		return false
+	}
+	for _, r := range c.RedirectURIs {
+		ru, err := url.Parse(r)
+		if err == nil && ru.Scheme == "http" && ru.Hostname() == u.Hostname() &&
+			ru.EscapedPath() == u.EscapedPath() && ru.RawQuery == u.RawQuery && ru.User == nil && u.User == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func isLoopbackIP(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // isS256Challenge reports whether s can be an S256 code challenge: the
@@ -282,7 +313,7 @@ func (a *AuthServer) serveCallback(w http.ResponseWriter, r *http.Request) {
 		a.errorPage(w, http.StatusBadRequest, "The application is not known to this gateway", capitalize(err.Error())+".")
 		return
 	}
-	if !slices.Contains(c.RedirectURIs, login.RedirectURI) {
+	if !registeredRedirect(c, login.RedirectURI) {
 		a.errorPage(w, http.StatusBadRequest, "The application's redirect address is no longer registered",
 			"Its metadata changed during the login. Start the login again from your application.")
 		return

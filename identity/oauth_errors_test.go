@@ -24,6 +24,9 @@ func TestAuthorizeErrorPage(t *testing.T) {
 		{"unknown client", func(q url.Values) { q.Set("client_id", "nope") }, "not registered"},
 		{"wrong redirect uri", func(q url.Values) { q.Set("redirect_uri", "http://127.0.0.1:33418/other") }, "not one the client registered"},
 		{"redirect uri differs by a slash", func(q url.Values) { q.Set("redirect_uri", asRedirect+"/") }, "not one the client registered"},
+		{"loopback redirect on another path", func(q url.Values) { q.Set("redirect_uri", "http://127.0.0.1:9999/other") }, "not one the client registered"},
+		{"loopback redirect on another host", func(q url.Values) { q.Set("redirect_uri", "http://127.0.0.2:33418/callback") }, "not one the client registered"},
+		{"localhost instead of the IP", func(q url.Values) { q.Set("redirect_uri", "http://localhost:33418/callback") }, "not one the client registered"},
 		{"no redirect uri, several registered", func(q url.Values) { q.Set("client_id", two); q.Del("redirect_uri") }, "registered several"},
 		{"repeated client_id", func(q url.Values) { q.Add("client_id", client) }, "more than once"},
 	} {
@@ -323,6 +326,21 @@ func TestConsent(t *testing.T) {
 		r.Header.Set("Origin", "https://GW.example.com:443")
 		r.AddCookie(f.cookie)
 		clientRedirect(t, e.do(r), asRedirect)
+	})
+	t.Run("loopback port may change", func(t *testing.T) {
+		// RFC 8252 section 7.3: any port on a loopback IP; the approval
+		// given for one port holds for the next.
+		e := newASEnv(t)
+		client := e.register(t, asRedirect)
+		e.login(t, authParams(client))
+		q := authParams(client)
+		q.Set("redirect_uri", "http://127.0.0.1:40001/callback")
+		st := e.toIdP(t, q)
+		w := e.get("/oauth/callback?" + url.Values{"state": {st}, "code": {"idp-code"}}.Encode())
+		code := clientRedirect(t, w, "http://127.0.0.1:40001/callback").Get("code")
+		f := codeForm(client, code)
+		f.Set("redirect_uri", "http://127.0.0.1:40001/callback")
+		wantTokens(t, e.token(t, f))
 	})
 	t.Run("deny", func(t *testing.T) {
 		e := newASEnv(t)
