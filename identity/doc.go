@@ -127,6 +127,12 @@
 // running nodes of a cluster (DESIGN.md section 10), they accept such
 // access tokens until these expire (an hour by default).
 //
+// Redirect URIs match exactly, except the port of an http redirect URI on
+// a loopback IP (RFC 8252 section 7.3). A redeemed refresh token's record
+// is kept 7 days for reuse detection; an hourly sweep scans the expiring
+// records so the Store removes the expired ones.
+//
 // Nothing the server logs contains a token, code, state, secret or cookie.
-// AuthServer is safe for concurrent use; Close stops its token cache.
+// AuthServer is safe for concurrent use; Close stops its sweeper and token
+// cache.
 package identity
