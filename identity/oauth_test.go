@@ -573,3 +573,57 @@ func TestSweep(t *testing.T) {
 	}
 	e.a.Close() // twice is fine
 }
+
+// TestRestartOnPebble: registrations, consents and refresh tokens live in
+// the Pebble store and survive a restart of the gateway (issue 4).
+func TestRestartOnPebble(t *testing.T) {
+	dir := t.TempDir()
+	open := func() (*asEnv, *state.Pebble) {
+		p, err := state.OpenPebble(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := newASEnv(t, func(c *AuthServerConfig) { c.Store = p })
+		return e, p
+	}
+	e, p := open()
+	client := e.register(t, asRedirect)
+	tok := e.token(t, codeForm(client, e.login(t, authParams(client))))
+	wantTokens(t, tok)
+	e.a.Close()
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	e, p = open()
+	defer p.Close()
+	wantPrincipal(t, e.a, tok.Access) // sealed: no state needed
+	r := e.token(t, refreshForm(client, tok.Refresh))
+	wantTokens(t, r)
+	// The client is still registered and the consent remembered: the next
+	// login goes straight back to the client.
+	st := e.toIdP(t, authParams(client))
+	w := e.get("/oauth/callback?" + url.Values{"state": {st}, "code": {"idp-code"}}.Encode())
+	clientRedirect(t, w, asRedirect)
+}
+
+// TestConsentPageEscapes: what a client registers is shown as text.
+func TestConsentPageEscapes(t *testing.T) {
+	e := newASEnv(t)
+	body := `{"redirect_uris":["` + asRedirect + `"],"client_name":"<script>alert(1)</script>","client_uri":"https://x.example/\"><b>"}`
+	r := httptestPost("/oauth/register", nil)
+	r.Body = ioNopCloser(body)
+	r.Header.Set("Content-Type", "application/json")
+	w := e.do(r)
+	var reg struct {
+		ClientID string `json:"client_id"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &reg); err != nil || reg.ClientID == "" {
+		t.Fatalf("register: %d %s", w.Code, w.Body)
+	}
+	st := e.toIdP(t, authParams(reg.ClientID))
+	page := e.get("/oauth/callback?" + url.Values{"state": {st}, "code": {"idp-code"}}.Encode()).Body.String()
+	if strings.Contains(page, "<script>") || strings.Contains(page, "<b>") || !strings.Contains(page, "&lt;script&gt;") {
+		t.Errorf("consent page does not escape the client's metadata:\n%s", page)
+	}
+}
