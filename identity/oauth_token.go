@@ -309,10 +309,12 @@ func (a *AuthServer) revokeFamily(family, reason string) {
 		return
 	}
 	now := a.now()
-	until := now.Add(a.tokenTTL).UnixNano()
+	// A minute past the last access token this family could have issued,
+	// so that one issued by a refresh racing the revocation is covered.
+	until := now.Add(a.tokenTTL + time.Minute).UnixNano()
 	a.markRevoked(family, until)
 	b, _ := json.Marshal(until)
-	if err := a.store.Put(keyRevokedFamily+family, b, a.tokenTTL); err != nil {
+	if err := a.store.Put(keyRevokedFamily+family, b, a.tokenTTL+time.Minute); err != nil {
 		a.log.Error("cannot store a revocation", "err", err)
 	}
 	var fam familyRecord

@@ -30,6 +30,7 @@ func ResourceMetadataURL(resource string) string {
 // prmEntry is one application's metadata document, encoded once.
 type prmEntry struct {
 	host string // lower-case host:port of the resource, default port explicit
+	name string // lower-case host name of the resource, without port
 	path string // resource path without trailing slash ("" for the origin)
 	doc  []byte
 }
@@ -69,6 +70,7 @@ func ProtectedResourceHandler(apps []OAuthApp, authorizationServers []string) ht
 		}
 		entries = append(entries, prmEntry{
 			host: hostKey(u.Host, u.Scheme == "https"),
+			name: strings.ToLower(u.Hostname()),
 			path: strings.TrimSuffix(u.EscapedPath(), "/"),
 			doc:  doc,
 		})
@@ -92,19 +94,31 @@ func ProtectedResourceHandler(apps []OAuthApp, authorizationServers []string) ht
 			return
 		}
 		rest = strings.TrimSuffix(rest, "/")
+		// Prefer the application on the request's host and port, then on
+		// its host name (behind a TLS terminator or fasthttpadaptor the
+		// request may not say it came over TLS), then any.
 		host := hostKey(r.Host, r.TLS != nil)
+		name := strings.ToLower(r.Host)
+		if h, _, err := net.SplitHostPort(name); err == nil {
+			name = h
+		}
+		name = strings.Trim(name, "[]")
 		var found *prmEntry
+		best := 0
 		for i := range entries {
 			e := &entries[i]
 			if rest != "" && e.path != rest {
 				continue
 			}
-			if e.host == host {
-				found = e
-				break
+			score := 1
+			switch {
+			case e.host == host:
+				score = 3
+			case strings.Trim(e.name, "[]") == name:
+				score = 2
 			}
-			if found == nil {
-				found = e
+			if score > best {
+				found, best = e, score
 			}
 		}
 		if found == nil {

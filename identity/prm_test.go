@@ -74,6 +74,24 @@ func TestProtectedResourceHandler(t *testing.T) {
 	}
 }
 
+// TestProtectedResourceHandlerBehindTLSTerminator: a request that does
+// not show it came over TLS (fasthttpadaptor, a terminating proxy) still
+// gets its host's application at the root location.
+func TestProtectedResourceHandlerBehindTLSTerminator(t *testing.T) {
+	h := ProtectedResourceHandler([]OAuthApp{
+		{Name: "a", Resource: "https://gw.example.com/mcp"},
+		{Name: "c", Resource: "https://tools.example.com/mcp"},
+	}, []string{"https://gw.example.com"})
+	r := httptest.NewRequest(http.MethodGet, "http://tools.example.com/.well-known/oauth-protected-resource", nil)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	var doc struct{ Resource string }
+	json.Unmarshal(w.Body.Bytes(), &doc)
+	if doc.Resource != "https://tools.example.com/mcp" {
+		t.Errorf("got %d %s, want the tools.example.com application", w.Code, w.Body)
+	}
+}
+
 func TestAuthServerMetadata(t *testing.T) {
 	e := newASEnv(t)
 	w := e.get("/.well-known/oauth-authorization-server")
