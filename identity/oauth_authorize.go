@@ -87,9 +87,13 @@ func (a *AuthServer) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 			". The gateway sends logins only to addresses the application registered, so this login cannot continue.")
 		return
 	}
+	clientState := q.Get("state")
+	if len(clientState) > maxClientState {
+		clientState = "" // not echoed into a Location header
+	}
 	fail := func(code, desc string) {
 		a.log.Info("authorization refused", "client_id", c.ClientID, "error", code, "reason", desc)
-		a.redirectToClient(w, r, redirect, url.Values{"error": {code}, "error_description": {desc}}, q.Get("state"))
+		a.redirectToClient(w, r, redirect, url.Values{"error": {code}, "error_description": {desc}}, clientState)
 	}
 	for _, p := range singleAuthParams {
 		if len(q[p]) > 1 {
