@@ -86,7 +86,18 @@ type GatewaySetup struct {
 	// backend's list is filtered down to what it matches.
 	ListerToken string
 	ListerTools string
+
+	// EnvFile and Issuer, when set, make mcpgw the OAuth authorization
+	// server of the application (identity mode broker) in front of that
+	// OpenID provider; dev-user tokens keep working beside its tokens.
+	EnvFile, Issuer string
+	// OAuthToken is an access token mcpgw issued to the caller's user
+	// (the same groups as CallerToken's), filled in after the login.
+	OAuthToken string
 }
+
+// ServerURL is the gateway's own base URL (server.url).
+func (s GatewaySetup) ServerURL() string { return "http://" + s.Listen }
 
 // Frontend is the MCP endpoint URL of the application GatewayConfig writes.
 func (s GatewaySetup) Frontend() string { return "http://" + s.Listen + "/mcp" }
@@ -103,7 +114,15 @@ func GatewayConfig(s GatewaySetup) string {
 	fmt.Fprintf(&b, "  listen: %s\n", q(s.Listen))
 	fmt.Fprintf(&b, "  admin: {listen: %s}\n", q(s.Admin))
 	fmt.Fprintf(&b, "  data_dir: %s\n", q(filepath.Join(s.Dir, "data")))
+	if s.EnvFile != "" {
+		fmt.Fprintf(&b, "  url: %s\n", q(s.ServerURL()))
+	}
 	b.WriteString("identity:\n")
+	if s.EnvFile != "" {
+		b.WriteString("  mode: broker\n")
+		fmt.Fprintf(&b, "  env_file: %s\n", q(s.EnvFile))
+		fmt.Fprintf(&b, "  issuer: %s\n", q(s.Issuer))
+	}
 	b.WriteString("  dev_users:\n")
 	fmt.Fprintf(&b, "    - {token: %s, user: caller@bench.invalid, groups: [callers]}\n", q(s.CallerToken))
 	fmt.Fprintf(&b, "    - {token: %s, user: lister@bench.invalid, groups: [listers]}\n", q(s.ListerToken))

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -28,7 +29,8 @@ type CompareOptions struct {
 	// ListerTools is the whole-name pattern of the tools the scenario 3
 	// caller may see (default DefaultListerTools).
 	ListerTools string
-	// Scenarios picks scenarios by id ("s1" … "s4", "streams"); empty runs
+	// Scenarios picks scenarios by id ("s1", "s1o", "s2" … "s4",
+	// "streams"); empty runs
 	// all. s2 needs s1 (its rate is half of nginx's s1 throughput) unless
 	// Rate is set.
 	Scenarios []string
@@ -45,7 +47,18 @@ type CompareOptions struct {
 	StreamsSettle   time.Duration
 	StreamsInterval time.Duration
 
+	// IDP is the OpenID provider behind mcpgw's authorization server for
+	// scenario s1o; without one, s1o cannot run.
+	IDP IdentityProvider
+
 	Log io.Writer // progress lines (default io.Discard)
+}
+
+func oauthProvider(o *CompareOptions, picked map[string]bool) IdentityProvider {
+	if picked["s1o"] {
+		return o.IDP
+	}
+	return nil
 }
 
 func (o *CompareOptions) defaults() {
@@ -81,6 +94,7 @@ type scenario struct {
 	summary func(o *CompareOptions, rate float64) LoadSummary
 	load    func(o *CompareOptions, rate float64) LoadConfig
 	lister  bool // uses the lister's token
+	oauth   bool // mcpgw gets the caller's OAuth access token, not the dev token
 }
 
 var compareScenarios = []scenario{
@@ -88,6 +102,20 @@ var compareScenarios = []scenario{
 		id: "s1",
 		summary: func(o *CompareOptions, _ float64) LoadSummary {
 			return LoadSummary{Method: "tools/call", Concurrency: o.Concurrency, Payload: o.Payload, Caller: "may call echo"}
+		},
+		load: func(o *CompareOptions, _ float64) LoadConfig {
+			return LoadConfig{Concurrency: o.Concurrency, Payload: o.Payload}
+		},
+	},
+	{
+		// s1 with the access token mcpgw's authorization server issued
+		// (issue 4: the speed holds with OAuth tokens, a cached check per
+		// request). Direct and nginx do not authenticate; they are s1's
+		// again, measured beside it.
+		id:    "s1o",
+		oauth: true,
+		summary: func(o *CompareOptions, _ float64) LoadSummary {
+			return LoadSummary{Method: "tools/call", Concurrency: o.Concurrency, Payload: o.Payload, Caller: "may call echo (OAuth access token)"}
 		},
 		load: func(o *CompareOptions, _ float64) LoadConfig {
 			return LoadConfig{Concurrency: o.Concurrency, Payload: o.Payload}
@@ -128,6 +156,8 @@ func scenarioTitle(id string, l LoadSummary, tools int) string {
 	switch id {
 	case "s1":
 		return fmt.Sprintf("tools/call, %s arguments, %d connections, closed loop", formatBytes(l.Payload), l.Concurrency)
+	case "s1o":
+		return fmt.Sprintf("tools/call, %s arguments, %d connections, closed loop; mcpgw authenticates an access token its authorization server issued (broker mode)", formatBytes(l.Payload), l.Concurrency)
 	case "s2":
 		return fmt.Sprintf("tools/call, %s arguments, open loop at %s req/s (half of nginx's s1 throughput), %d connections", formatBytes(l.Payload), thousands(l.Rate), l.Concurrency)
 	case "s3":
@@ -149,6 +179,9 @@ func Compare(ctx context.Context, o CompareOptions) (*CompareReport, error) {
 	picked, err := pickScenarios(o.Scenarios)
 	if err != nil {
 		return nil, err
+	}
+	if picked["s1o"] && o.IDP == nil {
+		return nil, errors.New("bench: scenario s1o needs an OpenID provider")
 	}
 	if picked["s2"] && !picked["s1"] && o.Rate <= 0 {
 		return nil, errors.New("bench: scenario s2 needs s1 (for nginx's throughput) or a rate")
@@ -190,6 +223,7 @@ func Compare(ctx context.Context, o CompareOptions) (*CompareReport, error) {
 func compareLoads(ctx context.Context, o *CompareOptions, picked map[string]bool, rep *CompareReport) error {
 	st, err := startStack(ctx, stackOptions{
 		bin: o.Bin, nginx: o.Nginx, dir: o.WorkDir, tools: o.Tools, listerTools: o.ListerTools, log: o.Log,
+		idp: oauthProvider(o, picked),
 	})
 	if err != nil {
 		return err
@@ -257,7 +291,11 @@ func pickScenarios(ids []string) (map[string]bool, error) {
 	}
 	for _, id := range ids {
 		if !known[id] {
-			return nil, fmt.Errorf("bench: no scenario %q (there are s1 to s%d and %s)", id, len(compareScenarios), StreamsScenario)
+			ids := make([]string, 0, len(compareScenarios)+1)
+			for _, sc := range compareScenarios {
+				ids = append(ids, sc.id)
+			}
+			return nil, fmt.Errorf("bench: no scenario %q (there are %s)", id, strings.Join(append(ids, StreamsScenario), ", "))
 		}
 		picked[id] = true
 	}
@@ -281,6 +319,9 @@ func (st *stack) measureScenario(ctx context.Context, o *CompareOptions, sc scen
 			lc.Token = st.gw.CallerToken
 			if sc.lister {
 				lc.Token = st.gw.ListerToken
+			}
+			if sc.oauth && tr.Target == TargetMCPGW {
+				lc.Token = st.gw.OAuthToken
 			}
 			lc.Duration = o.Duration
 			lc.Warmup = o.Warmup

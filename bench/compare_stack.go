@@ -32,7 +32,8 @@ type stackOptions struct {
 	dir         string
 	tools       int
 	listerTools string
-	sessions    bool // the backend issues sessions and serves GET streams
+	sessions    bool             // the backend issues sessions and serves GET streams
+	idp         IdentityProvider // non-nil: mcpgw is the OAuth server in front of it
 	log         io.Writer
 }
 
@@ -114,6 +115,12 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 		ListerToken: randomToken("lister"),
 		ListerTools: o.listerTools,
 	}
+	if o.idp != nil {
+		if st.gw.EnvFile, err = writeEnvFile(o.idp, o.dir); err != nil {
+			return nil, err
+		}
+		st.gw.Issuer = o.idp.Issuer()
+	}
 	conf := filepath.Join(o.dir, "mcpgw.yaml")
 	if err := os.WriteFile(conf, []byte(GatewayConfig(st.gw)), 0o600); err != nil {
 		return nil, fmt.Errorf("bench: cannot write mcpgw.yaml: %w", err)
@@ -125,6 +132,14 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 		return nil, err
 	}
 	st.gateway = st.procs[len(st.procs)-1]
+	if o.idp != nil {
+		// The caller's user logs in as a client would; its access token
+		// carries the same group as CallerToken's dev user.
+		if st.gw.OAuthToken, err = oauthLogin(ctx, o.idp, st.gw.ServerURL(), st.gw.Frontend(), "caller@bench.invalid", []string{"callers"}); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(st.log, "logged in through mcpgw's authorization server: an access token for caller@bench.invalid\n")
+	}
 	st.meter = &cpuMeter{}
 	for _, c := range st.procs {
 		st.meter.pids = append(st.meter.pids, c.Pid())

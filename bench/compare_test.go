@@ -63,6 +63,33 @@ func TestNginxQuote(t *testing.T) {
 	}
 }
 
+func TestGatewayConfigOAuth(t *testing.T) {
+	s := GatewaySetup{
+		Dir: "/tmp/run", Listen: "127.0.0.1:8082", Admin: "127.0.0.1:8083",
+		Upstream: "http://127.0.0.1:9001/mcp", CallerToken: "caller-tok", ListerToken: "lister-tok",
+		ListerTools: "tool_0", EnvFile: "/tmp/run/pingone.env", Issuer: "http://127.0.0.1:7000/oidc",
+	}
+	var got struct {
+		Server struct {
+			URL string `yaml:"url"`
+		} `yaml:"server"`
+		Identity struct {
+			Mode    string `yaml:"mode"`
+			EnvFile string `yaml:"env_file"`
+			Issuer  string `yaml:"issuer"`
+		} `yaml:"identity"`
+	}
+	if err := yaml.Unmarshal([]byte(GatewayConfig(s)), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Server.URL != "http://127.0.0.1:8082" || got.Identity.Mode != "broker" || got.Identity.EnvFile != s.EnvFile || got.Identity.Issuer != s.Issuer {
+		t.Errorf("got %+v", got)
+	}
+	if strings.Contains(GatewayConfig(GatewaySetup{Listen: "x:1"}), "env_file") {
+		t.Error("a setup without an env file names one")
+	}
+}
+
 func TestGatewayConfig(t *testing.T) {
 	s := GatewaySetup{
 		Dir: "/tmp/run", Listen: "127.0.0.1:8082", Admin: "127.0.0.1:8083",

@@ -47,7 +47,7 @@ func run() int {
 		concurrency = flag.Int("concurrency", 64, "connections")
 		payload     = flag.Int("payload", 2048, "tools/call argument bytes")
 		tools       = flag.Int("tools", 1000, "canned tools of the backend (scenario 3 lists them)")
-		scenarios   = flag.String("scenarios", "", "comma-separated scenario ids to run (default all: s1,s2,s3,s4,streams)")
+		scenarios   = flag.String("scenarios", "", "comma-separated scenario ids to run (default all: s1,s1o,s2,s3,s4,streams)")
 		streams     = flag.Int("streams", bench.StreamsTarget, "idle streams of the streams scenario (capped to fit RLIMIT_NOFILE)")
 		settle      = flag.Duration("streams-settle", 150*time.Second, "how long the streams scenario holds its streams while sampling mcpgw's RSS")
 		rate        = flag.Float64("rate", 0, "open-loop rate of s2 when s1 is not run; with --soak, the soak's rate (default half of a probe's throughput)")
@@ -91,11 +91,17 @@ func run() int {
 			nginxBin = findNginx()
 		}
 		root, _ := os.Getwd()
+		idp, ierr := startMockIDP()
+		if ierr != nil {
+			fmt.Fprintln(os.Stderr, "compare: cannot start the OpenID provider:", ierr)
+			return 1
+		}
+		defer idp.Close()
 		code, err = runCompare(ctx, bench.CompareOptions{
 			Bin: binDir, Nginx: nginxBin, Root: root, WorkDir: work,
 			Rounds: *rounds, Duration: *duration, Warmup: *warmup, Concurrency: *concurrency,
 			Payload: *payload, Tools: *tools, Scenarios: ids, Rate: *rate, WaitQuiet: *waitQuiet,
-			Streams: *streams, StreamsSettle: *settle, Log: os.Stdout,
+			Streams: *streams, StreamsSettle: *settle, IDP: idp, Log: os.Stdout,
 		}, *out)
 	}
 	if err != nil {
