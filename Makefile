@@ -17,6 +17,15 @@ FUZZ_TARGETS := \
 	./jsonrpc:FuzzSSE \
 	./identity:FuzzBearerToken \
 	./identity:FuzzSessionOpen \
+	./identity:FuzzAccessToken \
+	./identity:FuzzDecodeAccessToken \
+	./identity:FuzzCheckRedirectURI \
+	./identity:FuzzCanonicalResource \
+	./identity:FuzzParseCIMDDocument \
+	./identity:FuzzCIMDClientID \
+	./identity:FuzzParseGroups \
+	./policycache:FuzzMatcher \
+	./proxy:FuzzChunked \
 	./appliance:FuzzLoadConfig
 
 .PHONY: all build run test unit fuzz fuzz-short e2e conformance bench check deps tools node-deps clean
