@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,6 +144,15 @@ func newAdminServer(token []byte, ready func(context.Context) readiness) *adminS
 		writeAdminJSON(w, status, rd)
 	})
 	a.mux.Handle("/api/v1/", a.authenticate(a.api))
+	// Profiles behind the admin token (DESIGN.md section 9; issue 7):
+	// a heap or goroutine dump shows request data.
+	prof := http.NewServeMux()
+	prof.HandleFunc("/debug/pprof/", pprof.Index)
+	prof.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	prof.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	prof.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	prof.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	a.mux.Handle("/debug/pprof/", a.authenticate(prof))
 	a.api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeAdminError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})

@@ -114,6 +114,13 @@ func TestAdminHandler(t *testing.T) {
 			}
 		})
 	}
+	// Profiles show request data: they need the admin token.
+	if status, _, _ := do("GET", "/debug/pprof/goroutine?debug=1", ""); status != 401 {
+		t.Errorf("goroutine profile without credentials: got %d, want 401", status)
+	}
+	if status, hdr, body := do("GET", "/debug/pprof/goroutine?debug=1", "Bearer "+token); status != 200 || !strings.HasPrefix(body, "goroutine profile: total ") {
+		t.Errorf("goroutine profile with the token: got %d %q %.60s", status, hdr.Get("Content-Type"), body)
+	}
 	ready = readiness{Ready: false, Checks: map[string]string{"config": "loaded", "state": "unavailable"}}
 	if status, _, body := do("GET", "/readyz", ""); status != 503 || !strings.Contains(body, `"ready":false`) {
 		t.Errorf("readyz with the store down: got %d %s, want 503 and ready false", status, body)
