@@ -7,7 +7,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,7 +17,7 @@ import (
 )
 
 // SoakOptions configures a soak (make soak): constant load through mcpgw
-// while its memory and threads are sampled.
+// while its memory, threads, descriptors and goroutines are sampled.
 type SoakOptions struct {
 	Bin     string // folder holding mcpgw and mcpgw-bench
 	WorkDir string
@@ -103,11 +105,15 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 			if err != nil {
 				continue // the process is gone; st.alive reports it
 			}
+			if s.Goroutines, err = st.goroutines(sctx); err != nil {
+				fmt.Fprintf(o.Log, "  cannot count goroutines: %v\n", err)
+				continue
+			}
 			s.At = time.Since(start)
 			mu.Lock()
 			samples = append(samples, s)
 			mu.Unlock()
-			fmt.Fprintf(o.Log, "  %6s  rss %7.1f MiB  threads %3d  fds %4d\n", s.At.Round(time.Second), float64(s.RSSKiB)/1024, s.Threads, s.FDs)
+			fmt.Fprintf(o.Log, "  %6s  rss %7.1f MiB  threads %3d  fds %4d  goroutines %5d\n", s.At.Round(time.Second), float64(s.RSSKiB)/1024, s.Threads, s.FDs, s.Goroutines)
 		}
 	}()
 	res, err := Run(ctx, LoadConfig{
@@ -136,6 +142,37 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("only %d samples: too few to tell a trend", len(samples)))
 	}
 	return rep, nil
+}
+
+// goroutines reads the number of goroutines from the first line of the
+// admin listener's goroutine profile ("goroutine profile: total N"), with
+// the admin token mcpgw generated under its data_dir.
+func (st *stack) goroutines(ctx context.Context) (int64, error) {
+	tok, err := os.ReadFile(filepath.Join(st.gw.Dir, "data", "admin.token"))
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+st.gw.Admin+"/debug/pprof/goroutine?debug=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(io.LimitReader(resp.Body, 4096)).ReadString('\n')
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("goroutine profile: HTTP %d", resp.StatusCode)
+	}
+	n, ok := strings.CutPrefix(strings.TrimSpace(line), "goroutine profile: total ")
+	if !ok || err != nil {
+		return 0, fmt.Errorf("goroutine profile: unexpected first line %q", line)
+	}
+	return strconv.ParseInt(n, 10, 64)
 }
 
 // sampleProcess reads VmRSS and Threads from /proc/PID/status and counts

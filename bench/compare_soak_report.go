@@ -11,14 +11,15 @@ import (
 	"time"
 )
 
-// SoakSample is one reading of mcpgw's process from /proc. mcpgw has no
-// admin endpoint yet, so goroutines cannot be counted; its OS threads and
-// open file descriptors stand in as leak indicators beside its RSS.
+// SoakSample is one reading of mcpgw's process: RSS, OS threads and open
+// file descriptors from /proc, goroutines from the admin listener's
+// goroutine profile.
 type SoakSample struct {
-	At      time.Duration `json:"at_ns"` // since the sampled load began
-	RSSKiB  int64         `json:"rss_kib"`
-	Threads int64         `json:"threads"`
-	FDs     int64         `json:"fds"`
+	At         time.Duration `json:"at_ns"` // since the sampled load began
+	RSSKiB     int64         `json:"rss_kib"`
+	Threads    int64         `json:"threads"`
+	FDs        int64         `json:"fds"`
+	Goroutines int64         `json:"goroutines"`
 }
 
 // SoakCheck compares the median of the first third of the samples with the
@@ -62,7 +63,7 @@ const MaxSoakGrowth = 0.20
 // soakFloors are growths too small to mean a leak whatever their share: a
 // thread or two the Go runtime adds for a blocking syscall, a few
 // descriptors of connections being replaced.
-var soakFloors = map[string]float64{"rss_kib": 0, "threads": 2, "fds": 8}
+var soakFloors = map[string]float64{"rss_kib": 0, "threads": 2, "fds": 8, "goroutines": 16}
 
 // SoakChecks compares the first third of the samples with the last third,
 // metric by metric. It returns nil for fewer than 6 samples.
@@ -78,6 +79,7 @@ func SoakChecks(samples []SoakSample) []SoakCheck {
 	}{
 		{"rss_kib", func(s SoakSample) int64 { return s.RSSKiB }},
 		{"threads", func(s SoakSample) int64 { return s.Threads }},
+		{"goroutines", func(s SoakSample) int64 { return s.Goroutines }},
 		{"fds", func(s SoakSample) int64 { return s.FDs }},
 	}
 	checks := make([]SoakCheck, 0, len(metrics))
@@ -124,7 +126,7 @@ func WriteSoakResults(dir string, r *SoakReport) error {
 // WriteSoakMarkdown summarizes a soak.
 func WriteSoakMarkdown(w io.Writer, r *SoakReport) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Soak %s: open loop at %s req/s through mcpgw, %d samples of mcpgw's process (/proc: VmRSS, Threads, fd count; mcpgw has no admin endpoint for goroutines yet).\n\n",
+	fmt.Fprintf(&b, "Soak %s: open loop at %s req/s through mcpgw, %d samples of mcpgw's process (/proc: VmRSS, Threads, fd count; goroutines from the admin listener's goroutine profile).\n\n",
 		r.Started.UTC().Format("2006-01-02 15:04 UTC"), thousands(r.Rate), len(r.Samples))
 	if r.Load != nil {
 		fmt.Fprintf(&b, "Load: %d requests, %d errors, %s req/s, p50 %s, p99 %s, p99.9 %s.\n\n", r.Load.Requests, r.Load.Errors,

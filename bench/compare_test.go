@@ -526,8 +526,8 @@ func TestSoakChecks(t *testing.T) {
 	flat := []SoakSample{}
 	growing := []SoakSample{}
 	for i := range 9 {
-		flat = append(flat, SoakSample{RSSKiB: 30000 + int64(i%2)*500, Threads: 9 + int64(i%3), FDs: 140})
-		growing = append(growing, SoakSample{RSSKiB: 30000 + int64(i)*3000, Threads: 9, FDs: 140 + int64(i)*20})
+		flat = append(flat, SoakSample{RSSKiB: 30000 + int64(i%2)*500, Threads: 9 + int64(i%3), FDs: 140, Goroutines: 140 + int64(i%2)*10})
+		growing = append(growing, SoakSample{RSSKiB: 30000 + int64(i)*3000, Threads: 9, FDs: 140 + int64(i)*20, Goroutines: 140 + int64(i)*30})
 	}
 	verdicts := func(cs []SoakCheck) map[string]bool {
 		m := map[string]bool{}
@@ -536,10 +536,10 @@ func TestSoakChecks(t *testing.T) {
 		}
 		return m
 	}
-	if diff := cmp.Diff(map[string]bool{"rss_kib": true, "threads": true, "fds": true}, verdicts(SoakChecks(flat))); diff != "" {
+	if diff := cmp.Diff(map[string]bool{"rss_kib": true, "threads": true, "fds": true, "goroutines": true}, verdicts(SoakChecks(flat))); diff != "" {
 		t.Errorf("flat samples (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(map[string]bool{"rss_kib": false, "threads": true, "fds": false}, verdicts(SoakChecks(growing))); diff != "" {
+	if diff := cmp.Diff(map[string]bool{"rss_kib": false, "threads": true, "fds": false, "goroutines": false}, verdicts(SoakChecks(growing))); diff != "" {
 		t.Errorf("growing samples (-want +got):\n%s", diff)
 	}
 	if SoakChecks(flat[:5]) != nil {
