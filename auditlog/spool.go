@@ -1,0 +1,556 @@
+package auditlog
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Durability says when Append returns.
+type Durability int
+
+const (
+	// Sync: Append returns once the record is in Pebble's write-ahead log
+	// and fsynced (group commit: one fsync for all the records waiting).
+	Sync Durability = iota
+	// Async: Append returns once the record is queued; the committer
+	// writes it without fsync. A crash can lose the records of the last
+	// moments, never a record in the middle of the chain.
+	Async
+)
+
+func (d Durability) String() string {
+	if d == Async {
+		return "async"
+	}
+	return "sync"
+}
+
+// Options configure a Log. The zero value is Sync with a generated node id.
+type Options struct {
+	Durability Durability
+	// NodeID names this gateway in record ids ("<node>-<seq>"): 1 to 64
+	// of A-Z a-z 0-9 . _ -. Empty: the id stored in the spool, or a new
+	// random one the first time.
+	NodeID string
+	// MaxSpool is the spool size, in bytes, at which Full reports true;
+	// 0 means no limit. The Log does not enforce it: what to do when full
+	// (audit.when_full) is the caller's decision.
+	MaxSpool int64
+	// Logger receives Pebble's messages and the Log's own, with
+	// component=auditlog. Nil: discarded.
+	Logger *slog.Logger
+	// Now is the clock that stamps records without a time. Nil: time.Now.
+	Now func() time.Time
+}
+
+// Errors of the Log.
+var (
+	ErrClosed    = errors.New("auditlog: log is closed")
+	ErrBadNodeID = errors.New("auditlog: a node id is 1 to 64 of A-Z a-z 0-9 . _ -")
+)
+
+const (
+	// queueLen bounds the records waiting for the committer. When it is
+	// full, Append blocks (in both modes): an audit record is never
+	// dropped, so a disk slower than the traffic slows the traffic.
+	queueLen = 4096
+	// maxBatch bounds the records of one Pebble batch (one fsync).
+	maxBatch = 1024
+	// maxPooledBody is the largest encoding buffer kept for reuse.
+	maxPooledBody = 64 << 10
+)
+
+// Keys (see doc.go). Records sort after every meta key.
+var (
+	keyLast = []byte("m/last") // seq (8 bytes, big-endian) || hash (32 bytes) of the last record
+	keyNode = []byte("m/node") // the node id
+)
+
+const recordPrefix = 'r'
+
+// recordKey returns the key of record seq: 'r' and seq big-endian.
+func recordKey(k *[9]byte, seq uint64) []byte {
+	k[0] = recordPrefix
+	binary.BigEndian.PutUint64(k[1:], seq)
+	return k[:]
+}
+
+// Log is the audit spool: an append-only hash chain of records in a Pebble
+// database. It is safe for concurrent use. One committer goroutine, owned
+// by the Log and stopped by Close, writes the records in seq order.
+type Log struct {
+	db       *pebble.DB
+	log      *slog.Logger
+	now      func() time.Time
+	node     string
+	sync     bool
+	maxSpool int64
+
+	queue   chan *pending
+	stopped chan struct{} // closed when the committer has returned
+	pool    sync.Pool     // of *pending
+
+	// mu guards the fields below; Append holds it while it sends to queue,
+	// so that queue order is seq order.
+	mu     sync.Mutex
+	next   uint64 // the last seq handed out
+	closed bool
+	failed error // the write error that stopped the log, if any
+
+	// headMu guards the fields below: the last committed record.
+	headMu   sync.Mutex
+	headSeq  uint64
+	headHash Hash
+
+	// dbMu guards dbClosed; readers hold it shared, Close exclusively.
+	dbMu     sync.RWMutex
+	dbClosed bool
+}
+
+// pending is a record on its way to the committer.
+type pending struct {
+	seq  uint64
+	body []byte     // appendBody of the record
+	wait bool       // a Sync Append waits on done
+	done chan error // the commit's outcome, for waiters
+	prev Hash       // set by the committer for waiters
+	hash Hash
+}
+
+// Open opens (creating when needed) the spool in dir and starts its
+// committer. Pebble's log messages and background errors go to
+// opts.Logger.
+func Open(dir string, opts Options) (*Log, error) {
+	return open(dir, opts, vfs.Default)
+}
+
+func open(dir string, opts Options, fs vfs.FS) (*Log, error) {
+	if opts.NodeID != "" && !validNodeID(opts.NodeID) {
+		return nil, ErrBadNodeID
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "auditlog")
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	db, err := pebble.Open(dir, &pebble.Options{FS: fs, Logger: pebbleLogger{log}})
+	if err != nil {
+		return nil, fmt.Errorf("auditlog: cannot open spool in %s: %w", dir, err)
+	}
+	l := &Log{
+		db:       db,
+		log:      log,
+		now:      now,
+		sync:     opts.Durability == Sync,
+		maxSpool: opts.MaxSpool,
+		queue:    make(chan *pending, queueLen),
+		stopped:  make(chan struct{}),
+	}
+	l.pool.New = func() any { return &pending{done: make(chan error, 1)} }
+	if err := l.load(opts.NodeID); err != nil {
+		db.Close()
+		return nil, err
+	}
+	l.next = l.headSeq
+	go l.commitLoop()
+	return l, nil
+}
+
+// load reads the node id and the head of the chain from the meta keys.
+func (l *Log) load(node string) error {
+	stored, ok, err := l.get(keyNode)
+	if err != nil {
+		return err
+	}
+	switch {
+	case node != "":
+	case ok && validNodeID(string(stored)):
+		node = string(stored)
+	default:
+		var b [6]byte
+		rand.Read(b[:])
+		node = hex.EncodeToString(b[:])
+	}
+	l.node = node
+	if !ok || string(stored) != node {
+		if err := l.db.Set(keyNode, []byte(node), pebble.Sync); err != nil {
+			return fmt.Errorf("auditlog: cannot store node id: %w", err)
+		}
+	}
+	last, ok, err := l.get(keyLast)
+	if err != nil || !ok {
+		return err
+	}
+	if len(last) != 8+len(Hash{}) {
+		return fmt.Errorf("auditlog: chain head of %d bytes: want 40", len(last))
+	}
+	l.headSeq = binary.BigEndian.Uint64(last)
+	copy(l.headHash[:], last[8:])
+	return nil
+}
+
+func (l *Log) get(key []byte) ([]byte, bool, error) {
+	v, closer, err := l.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("auditlog: cannot read %s: %w", key, err)
+	}
+	v = append([]byte(nil), v...)
+	return v, true, closer.Close()
+}
+
+func validNodeID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// NodeID returns the node id in this Log's record ids.
+func (l *Log) NodeID() string { return l.node }
+
+// RecordID returns the id of the record with this seq.
+func (l *Log) RecordID(seq uint64) string { return l.node + "-" + strconv.FormatUint(seq, 10) }
+
+// Append adds r to the chain and returns its seq (also set in r.Seq).
+// r.Time is set to the clock's now when zero. The Log assigns the id,
+// seq, prev_hash and hash (whatever r holds there is ignored); in Sync
+// mode r.PrevHash and r.Hash are set on return.
+//
+// Sync: Append returns after the record is durable. Async: it returns once
+// the record is queued. In both modes it blocks while the queue is full
+// rather than drop a record. r is encoded before Append returns and not
+// kept. After a write error the Log stops: this and every later Append
+// return that error, and the records queued with it are not written.
+func (l *Log) Append(r *Record) (uint64, error) {
+	if r.Time.IsZero() {
+		r.Time = l.now()
+	}
+	p := l.pool.Get().(*pending)
+	p.body = appendBody(p.body[:0], r)
+	wait := l.sync
+	p.wait = wait
+	l.mu.Lock()
+	if l.closed || l.failed != nil {
+		err := l.failed
+		if l.closed {
+			err = ErrClosed
+		}
+		l.mu.Unlock()
+		l.release(p)
+		return 0, err
+	}
+	l.next++
+	seq := l.next
+	p.seq = seq
+	l.queue <- p
+	l.mu.Unlock()
+	r.Seq = seq
+	if !wait {
+		return seq, nil // the committer releases p
+	}
+	err := <-p.done
+	if err == nil {
+		r.PrevHash, r.Hash = p.prev, p.hash
+	}
+	l.release(p)
+	return seq, err
+}
+
+func (l *Log) release(p *pending) {
+	if cap(p.body) <= maxPooledBody {
+		l.pool.Put(p)
+	}
+}
+
+// commitLoop is the committer: it takes every record waiting (up to
+// maxBatch), writes them in one batch, and wakes their waiters, until
+// Close closes the queue.
+func (l *Log) commitLoop() {
+	defer close(l.stopped)
+	batch := make([]*pending, 0, maxBatch)
+	var scratch []byte
+	for {
+		p, ok := <-l.queue
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], p)
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case p, ok := <-l.queue:
+				if !ok {
+					break drain // the next receive returns
+				}
+				batch = append(batch, p)
+			default:
+				break drain
+			}
+		}
+		err := l.commit(batch, &scratch)
+		for i, p := range batch {
+			if p.wait {
+				p.done <- err
+			} else {
+				l.release(p)
+			}
+			batch[i] = nil
+		}
+	}
+}
+
+// commit writes batch, whose seqs follow the head, as one Pebble batch
+// with the new head.
+func (l *Log) commit(batch []*pending, scratch *[]byte) error {
+	l.mu.Lock()
+	err := l.failed
+	l.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	seq, prev := l.Last()
+	b := l.db.NewBatch()
+	defer b.Close()
+	var key [9]byte
+	buf := *scratch
+	for _, p := range batch {
+		if p.seq != seq+1 {
+			panic(fmt.Sprintf("BUG: auditlog: committing seq %d after %d", p.seq, seq))
+		}
+		buf = append(buf[:0], `{"id":"`...)
+		buf = append(buf, l.node...) // validNodeID: nothing to escape
+		buf = append(buf, '-')
+		buf = strconv.AppendUint(buf, p.seq, 10)
+		buf = append(buf, '"')
+		buf = appendSeqPrev(buf, p.seq, &prev)
+		hash := chainHash(&prev, buf, p.body)
+		buf = appendHashMember(buf, &hash)
+		buf = append(buf, p.body...)
+		if err := b.Set(recordKey(&key, p.seq), buf, nil); err != nil {
+			return l.fail(err)
+		}
+		p.prev, p.hash = prev, hash
+		seq, prev = p.seq, hash
+	}
+	*scratch = buf
+	var head [8 + len(Hash{})]byte
+	binary.BigEndian.PutUint64(head[:], seq)
+	copy(head[8:], prev[:])
+	if err := b.Set(keyLast, head[:], nil); err != nil {
+		return l.fail(err)
+	}
+	opts := pebble.NoSync
+	if l.sync {
+		opts = pebble.Sync
+	}
+	if err := b.Commit(opts); err != nil {
+		return l.fail(err)
+	}
+	l.headMu.Lock()
+	l.headSeq, l.headHash = seq, prev
+	l.headMu.Unlock()
+	return nil
+}
+
+// fail stops the log after a write error.
+func (l *Log) fail(err error) error {
+	err = fmt.Errorf("auditlog: cannot write records: %w", err)
+	l.log.Error("audit spool write failed; the log accepts no more records", "err", err)
+	l.mu.Lock()
+	if l.failed == nil {
+		l.failed = err
+	}
+	l.mu.Unlock()
+	return err
+}
+
+// Last returns the seq and hash of the last record written (0 and the zero
+// hash for an empty chain). Records deleted by retention still count.
+func (l *Log) Last() (seq uint64, hash Hash) {
+	l.headMu.Lock()
+	defer l.headMu.Unlock()
+	return l.headSeq, l.headHash
+}
+
+// Close writes the queued records, stops the committer, syncs (in Async
+// mode) and closes the spool. Appends that call after it return ErrClosed.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.closed = true
+	close(l.queue)
+	l.mu.Unlock()
+	<-l.stopped
+
+	l.dbMu.Lock()
+	defer l.dbMu.Unlock()
+	l.dbClosed = true
+	var err error
+	if !l.sync {
+		err = l.db.LogData(nil, pebble.Sync)
+	}
+	if cerr := l.db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("auditlog: cannot close spool: %w", err)
+	}
+	return nil
+}
+
+// ScanJSON calls fn with the JSON of each record from seq from on, in seq
+// order, until fn returns false. line is valid only during the call. fn
+// must not call Close; records committed during a ScanJSON may or may not
+// be seen.
+func (l *Log) ScanJSON(from uint64, fn func(seq uint64, line []byte) bool) error {
+	l.dbMu.RLock()
+	defer l.dbMu.RUnlock()
+	if l.dbClosed {
+		return ErrClosed
+	}
+	var lower [9]byte
+	it, err := l.db.NewIter(&pebble.IterOptions{
+		LowerBound: recordKey(&lower, from),
+		UpperBound: []byte{recordPrefix + 1},
+	})
+	if err != nil {
+		return fmt.Errorf("auditlog: cannot scan: %w", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) != 9 {
+			continue
+		}
+		v, verr := it.ValueAndErr()
+		if verr != nil {
+			it.Close()
+			return fmt.Errorf("auditlog: cannot scan: %w", verr)
+		}
+		if !fn(binary.BigEndian.Uint64(k[1:]), v) {
+			break
+		}
+	}
+	err = it.Error()
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("auditlog: cannot scan: %w", err)
+	}
+	return nil
+}
+
+// Scan calls fn with each record from seq from on, decoded, in seq order,
+// until fn returns false. Each *Record is fn's to keep. It decodes with
+// encoding/json: for the admin API and the CLI, not the hot path.
+func (l *Log) Scan(from uint64, fn func(*Record) bool) error {
+	var derr error
+	err := l.ScanJSON(from, func(seq uint64, line []byte) bool {
+		r := new(Record)
+		if err := json.Unmarshal(line, r); err != nil {
+			derr = fmt.Errorf("auditlog: cannot decode record %d: %w", seq, err)
+			return false
+		}
+		return fn(r)
+	})
+	if err != nil {
+		return err
+	}
+	return derr
+}
+
+// Verify walks the spool and returns a *ChainError for the first break of
+// the chain (doc.go): a missing or misplaced seq, a prev_hash that is not
+// the previous record's hash, a record whose hash does not match its
+// content, or a head (Last) that the records do not reach. The oldest
+// record present anchors the chain. Other errors are I/O errors.
+func (l *Log) Verify() error {
+	headSeq, headHash := l.Last()
+	var v Verifier
+	var verr error
+	err := l.ScanJSON(0, func(seq uint64, line []byte) bool {
+		if verr = v.Next(line); verr != nil {
+			return false
+		}
+		if got, _ := v.Last(); got != seq {
+			verr = &ChainError{Seq: seq, Kind: BreakMalformed}
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if verr != nil {
+		return verr
+	}
+	if seq, hash := v.Last(); seq < headSeq && v.started {
+		return &ChainError{Seq: headSeq, Kind: BreakSeqGap, Want: seq + 1}
+	} else if seq == headSeq && hash != headHash {
+		return &ChainError{Seq: seq, Kind: BreakHash}
+	}
+	return nil
+}
+
+// SpoolBytes returns the disk space the spool uses, from Pebble's metrics
+// (live and obsolete files).
+func (l *Log) SpoolBytes() (int64, error) {
+	l.dbMu.RLock()
+	defer l.dbMu.RUnlock()
+	if l.dbClosed {
+		return 0, ErrClosed
+	}
+	return int64(l.db.Metrics().DiskSpaceUsage()), nil
+}
+
+// Full reports whether the spool has reached Options.MaxSpool.
+func (l *Log) Full() bool {
+	n, err := l.SpoolBytes()
+	return l.maxSpool > 0 && err == nil && n >= l.maxSpool
+}
+
+// pebbleLogger routes Pebble's logger (and through it the default event
+// listener's background errors) into slog.
+type pebbleLogger struct{ log *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.log.Info(fmt.Sprintf(format, args...), "source", "pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.log.Error(fmt.Sprintf(format, args...), "source", "pebble")
+}
+
+// Fatalf is called by Pebble only when it cannot go on; it must not return.
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.log.Error(msg, "source", "pebble", "fatal", true)
+	panic("auditlog: pebble: " + msg)
+}
