@@ -503,7 +503,11 @@ func skipTrailer(br *bufio.Reader) error {
 	return errBadChunk
 }
 
-func isConnReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+// isConnReset reports the errors of a connection the peer had closed: a
+// reset on read, a broken pipe on write.
+func isConnReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
 
 // deadlineConn bounds silence on a connection: each read and each write
 // gets a fresh deadline, set only when an eighth of its bound has passed
