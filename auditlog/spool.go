@@ -1,6 +1,7 @@
 package auditlog
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -52,6 +53,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock that stamps records without a time. Nil: time.Now.
 	Now func() time.Time
+
+	queueLen int // tests: 0 is the default, queueLen
 }
 
 // Errors of the Log.
@@ -102,16 +105,17 @@ type Log struct {
 	pool    sync.Pool     // of *pending
 
 	// mu guards the fields below; Append holds it while it sends to queue,
-	// so that queue order is seq order.
+	// so that queue order is seq order. The committer never takes it (a
+	// full queue would deadlock); lock order is mu, then headMu.
 	mu     sync.Mutex
 	next   uint64 // the last seq handed out
 	closed bool
-	failed error // the write error that stopped the log, if any
 
-	// headMu guards the fields below: the last committed record.
+	// headMu guards the fields below, which the committer writes.
 	headMu   sync.Mutex
-	headSeq  uint64
+	headSeq  uint64 // the last committed record
 	headHash Hash
+	failed   error // the write error that stopped the log, if any
 
 	// dbMu guards dbClosed; readers hold it shared, Close exclusively.
 	dbMu     sync.RWMutex
@@ -158,7 +162,7 @@ func open(dir string, opts Options, fs vfs.FS) (*Log, error) {
 		now:      now,
 		sync:     opts.Durability == Sync,
 		maxSpool: opts.MaxSpool,
-		queue:    make(chan *pending, queueLen),
+		queue:    make(chan *pending, cmp.Or(opts.queueLen, queueLen)),
 		stopped:  make(chan struct{}),
 	}
 	l.pool.New = func() any { return &pending{done: make(chan error, 1)} }
@@ -254,11 +258,11 @@ func (l *Log) Append(r *Record) (uint64, error) {
 	wait := l.sync
 	p.wait = wait
 	l.mu.Lock()
-	if l.closed || l.failed != nil {
-		err := l.failed
-		if l.closed {
-			err = ErrClosed
-		}
+	err := l.failure()
+	if l.closed {
+		err = ErrClosed
+	}
+	if err != nil {
 		l.mu.Unlock()
 		l.release(p)
 		return 0, err
@@ -272,7 +276,7 @@ func (l *Log) Append(r *Record) (uint64, error) {
 	if !wait {
 		return seq, nil // the committer releases p
 	}
-	err := <-p.done
+	err = <-p.done
 	if err == nil {
 		r.PrevHash, r.Hash = p.prev, p.hash
 	}
@@ -326,10 +330,7 @@ func (l *Log) commitLoop() {
 // commit writes batch, whose seqs follow the head, as one Pebble batch
 // with the new head.
 func (l *Log) commit(batch []*pending, scratch *[]byte) error {
-	l.mu.Lock()
-	err := l.failed
-	l.mu.Unlock()
-	if err != nil {
+	if err := l.failure(); err != nil {
 		return err
 	}
 	seq, prev := l.Last()
@@ -380,12 +381,19 @@ func (l *Log) commit(batch []*pending, scratch *[]byte) error {
 func (l *Log) fail(err error) error {
 	err = fmt.Errorf("auditlog: cannot write records: %w", err)
 	l.log.Error("audit spool write failed; the log accepts no more records", "err", err)
-	l.mu.Lock()
+	l.headMu.Lock()
 	if l.failed == nil {
 		l.failed = err
 	}
-	l.mu.Unlock()
+	l.headMu.Unlock()
 	return err
+}
+
+// failure returns the error that stopped the log, or nil.
+func (l *Log) failure() error {
+	l.headMu.Lock()
+	defer l.headMu.Unlock()
+	return l.failed
 }
 
 // Last returns the seq and hash of the last record written (0 and the zero

@@ -66,7 +66,7 @@ func appendConcurrently(t *testing.T, l *Log, writers, per int) map[string]uint6
 
 func TestAppendScanVerify(t *testing.T) {
 	for _, d := range []Durability{Sync, Async} {
-		t.Run(fmt.Sprint(d), func(t *testing.T) {
+		t.Run(d.String(), func(t *testing.T) {
 			fs := vfs.NewMem()
 			l := openTest(t, fs, Options{Durability: d, NodeID: "gw1"})
 			seqs := appendConcurrently(t, l, 8, 50)
@@ -225,6 +225,34 @@ func TestCrashKeepsAcknowledgedRecords(t *testing.T) {
 				t.Errorf("Append after crash: got %d, %v; want %d", seq, err, head+1)
 			}
 			t.Logf("%d acknowledged before the crash, %d recovered", len(before), len(present))
+		})
+	}
+}
+
+// TestFullQueueBlocks fills a one-record queue from many writers: Append
+// blocks until the committer takes a record, and nothing deadlocks or is
+// lost.
+func TestFullQueueBlocks(t *testing.T) {
+	for _, d := range []Durability{Async, Sync} {
+		t.Run(d.String(), func(t *testing.T) {
+			fs := vfs.NewMem()
+			l := openTest(t, fs, Options{Durability: d, queueLen: 1})
+			done := make(chan map[string]uint64)
+			go func() { done <- appendConcurrently(t, l, 8, 300) }()
+			select {
+			case seqs := <-done:
+				if len(seqs) != 2400 {
+					t.Errorf("got %d records, want 2400", len(seqs))
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("appends stuck on a full queue")
+			}
+			closeTest(t, l)
+			l = openTest(t, fs, Options{})
+			defer closeTest(t, l)
+			if seq, _ := l.Last(); seq != 2400 {
+				t.Errorf("got head %d, want 2400", seq)
+			}
 		})
 	}
 }
