@@ -1,0 +1,90 @@
+// Package auditlog is mcpgw's audit trail: the record schema of DESIGN.md
+// section 6, a reflection-free encoder for it, and the spool, an
+// append-only, hash-chained log of records in a Pebble database under
+// audit.dir, written before the proxy forwards a request (sync mode).
+//
+// # Guarantees
+//
+//   - Sync mode: when Log.Append returns nil, the record is in Pebble's
+//     write-ahead log and fsynced; it survives a crash of the process or
+//     the machine. Appends that wait together share one batch and one
+//     fsync (group commit).
+//   - Async mode: Append returns once the record is queued; a crash can
+//     lose the records of the last moments (never one in the middle of the
+//     chain: what survives is a prefix). Close writes and syncs the rest.
+//   - No record is dropped: when the queue (4096 records) is full, Append
+//     blocks until the committer makes room, in both modes.
+//   - Every record has a seq, one more than the record before it, unique
+//     and monotonic for the life of the spool (across restarts, and after
+//     retention deletes old records), and an id "<node>-<seq>" unique
+//     across gateways with distinct node ids.
+//   - Tamper evidence: each record carries the hash of the one before, so
+//     an edit, a deletion in the middle, or a reordering is found by
+//     Log.Verify (or a Verifier over shipped lines) at the first record
+//     where the chain breaks.
+//   - After a Pebble write error the Log accepts no more records (fail
+//     closed); the error is returned by every later Append.
+//
+// # Record JSON
+//
+// AppendJSON writes one object per record, fields in this order, optional
+// ones left out when empty (the spool stores exactly these bytes, and
+// shipping sends them one per line):
+//
+//	{"id":"gw1-42","seq":42,"prev_hash":"<64 hex>","hash":"<64 hex>",
+//	 "time":"2026-11-25T23:01:02.000000042Z","kind":"activity",
+//	 "session_id":"…","app":"…","user":"…","groups":["…"],
+//	 "device":{"client_name":"…","client_version":"…","user_agent":"…","remote_addr":"…"},
+//	 "resource_type":"MCP","direction":"client_to_server","message":"request",
+//	 "method":"tools/call","jsonrpc_id":7,"name":"get_user","arguments":{…},
+//	 "progress_token":"…","decision":"deny","rule":"readers","reason":"…",
+//	 "status":"error","error_code":-32602,"latency_us":1234,"bytes_in":100,"bytes_out":200}
+//
+// jsonrpc_id, arguments and progress_token are raw JSON, copied as the
+// caller passed them: the caller validates them (the spans jsonrpc.Scan
+// returned, or JSON the gateway produced).
+//
+// # Chain
+//
+// The canonical encoding of a record is its JSON without the hash member:
+// the first occurrence of `,"hash":"` up to and including the closing
+// quote of the 64 digits (no string member before it can contain that
+// text, since a quote inside a string is escaped). Then
+//
+//	hash = SHA-256(prev_hash (32 bytes) || canonical encoding)
+//
+// where prev_hash is the previous record's hash, absent from the JSON (32
+// zero bytes) for the first record of a spool:
+//
+//	 seq 1                  seq 2                  seq 3
+//	+--------------------+ +--------------------+ +--------------------+
+//	| prev_hash: 0…0     | | prev_hash: H1 <----+-+ prev_hash: H2 <----+-- …
+//	| body (time … )     | | body               | | body               |
+//	| hash: H1 ----------+-+>                   | |                    |
+//	+--------------------+ | hash: H2 ----------+-+>                   |
+//	                       +--------------------+ | hash: H3           |
+//	                                              +--------------------+
+//
+// A receiver of shipped lines can check them with a Verifier alone,
+// anchored at the last seq and hash it holds.
+//
+// # Keys
+//
+//	"m/last"            seq (8 bytes, big-endian) || hash (32): the chain head,
+//	                    written in the same batch as the records it covers
+//	"m/node"            the node id
+//	'r' seq (8, BE)     the record's JSON (AppendJSON), in seq order
+//
+// # Concurrency
+//
+// A Log is safe for concurrent use. Append encodes the record in the
+// caller's goroutine, takes a seq under a mutex while it queues the record
+// (queue order is seq order), and in sync mode waits for the committer.
+// The committer, one goroutine owned by the Log, takes every queued record
+// (up to 1024), chains and writes them as one Pebble batch, and wakes
+// their callers. Close stops taking appends, lets the committer write what
+// is queued, waits for it, and closes Pebble; Scan, ScanJSON and Verify
+// hold the database open while they run, so their callbacks must not call
+// Close. A Record passed to Append is not kept after Append returns; a
+// line passed to a ScanJSON callback is valid only during the call.
+package auditlog
