@@ -89,6 +89,9 @@ func benchAppend(b *testing.B, d Durability, writers int) {
 		return err
 	})
 	b.StopTimer()
+	if st := l.Stats(); st.Batches > 0 {
+		b.ReportMetric(float64(st.Records)/float64(st.Batches), "records/batch")
+	}
 	if err := l.Close(); err != nil {
 		b.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -54,7 +55,8 @@ type Options struct {
 	// Now is the clock that stamps records without a time. Nil: time.Now.
 	Now func() time.Time
 
-	queueLen int // tests: 0 is the default, queueLen
+	queueLen int           // tests: 0 is the default, queueLen
+	hold     chan struct{} // tests: the committer starts when this is closed
 }
 
 // Errors of the Log.
@@ -117,6 +119,9 @@ type Log struct {
 	headHash Hash
 	failed   error // the write error that stopped the log, if any
 
+	batches atomic.Uint64 // Pebble batches committed
+	records atomic.Uint64 // records committed
+
 	// dbMu guards dbClosed; readers hold it shared, Close exclusively.
 	dbMu     sync.RWMutex
 	dbClosed bool
@@ -171,7 +176,7 @@ func open(dir string, opts Options, fs vfs.FS) (*Log, error) {
 		return nil, err
 	}
 	l.next = l.headSeq
-	go l.commitLoop()
+	go l.commitLoop(opts.hold)
 	return l, nil
 }
 
@@ -293,8 +298,11 @@ func (l *Log) release(p *pending) {
 // commitLoop is the committer: it takes every record waiting (up to
 // maxBatch), writes them in one batch, and wakes their waiters, until
 // Close closes the queue.
-func (l *Log) commitLoop() {
+func (l *Log) commitLoop(hold chan struct{}) {
 	defer close(l.stopped)
+	if hold != nil {
+		<-hold
+	}
 	batch := make([]*pending, 0, maxBatch)
 	var scratch []byte
 	for {
@@ -374,6 +382,8 @@ func (l *Log) commit(batch []*pending, scratch *[]byte) error {
 	l.headMu.Lock()
 	l.headSeq, l.headHash = seq, prev
 	l.headMu.Unlock()
+	l.batches.Add(1)
+	l.records.Add(uint64(len(batch)))
 	return nil
 }
 
@@ -402,6 +412,17 @@ func (l *Log) Last() (seq uint64, hash Hash) {
 	l.headMu.Lock()
 	defer l.headMu.Unlock()
 	return l.headSeq, l.headHash
+}
+
+// Stats are counters since Open, for metrics.
+type Stats struct {
+	Records uint64 // records committed
+	Batches uint64 // Pebble batches committed (in sync mode, fsyncs)
+}
+
+// Stats returns the Log's counters.
+func (l *Log) Stats() Stats {
+	return Stats{Records: l.records.Load(), Batches: l.batches.Load()}
 }
 
 // Close writes the queued records, stops the committer, syncs (in Async

@@ -229,6 +229,28 @@ func TestCrashKeepsAcknowledgedRecords(t *testing.T) {
 	}
 }
 
+// TestGroupCommit holds the committer while 64 sync appends queue up: they
+// are written in one batch, with one fsync.
+func TestGroupCommit(t *testing.T) {
+	hold := make(chan struct{})
+	l := openTest(t, vfs.NewMem(), Options{hold: hold})
+	defer closeTest(t, l)
+	done := make(chan map[string]uint64)
+	go func() { done <- appendConcurrently(t, l, 64, 1) }()
+	for deadline := time.Now().Add(10 * time.Second); len(l.queue) < 64; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d appends queued", len(l.queue))
+		}
+	}
+	close(hold)
+	if seqs := <-done; len(seqs) != 64 {
+		t.Fatalf("got %d records, want 64", len(seqs))
+	}
+	if got := l.Stats(); got != (Stats{Records: 64, Batches: 1}) {
+		t.Errorf("got %+v, want 64 records in 1 batch", got)
+	}
+}
+
 // TestFullQueueBlocks fills a one-record queue from many writers: Append
 // blocks until the committer takes a record, and nothing deadlocks or is
 // lost.
