@@ -81,8 +81,11 @@
 // caller's goroutine, takes a seq under a mutex while it queues the record
 // (queue order is seq order), and in sync mode waits for the committer.
 // The committer, one goroutine owned by the Log, takes every queued record
-// (up to 1024), chains and writes them as one Pebble batch, and wakes
-// their callers. Close stops taking appends, lets the committer write what
+// (up to 1024), chains them and applies them to Pebble as one batch; a
+// second goroutine, owned by the committer, waits for each batch's fsync
+// in order, moves the head (Last) and wakes the batch's callers, while
+// the committer builds the next batch (at most 4 batches in flight).
+// Close stops taking appends, lets the committer write what
 // is queued, waits for it, and closes Pebble; Scan, ScanJSON and Verify
 // hold the database open while they run, so their callbacks must not call
 // Close. A Record passed to Append is not kept after Append returns; a

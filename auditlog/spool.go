@@ -296,95 +296,147 @@ func (l *Log) release(p *pending) {
 }
 
 // commitLoop is the committer: it takes every record waiting (up to
-// maxBatch), writes them in one batch, and wakes their waiters, until
-// Close closes the queue.
+// maxBatch), chains them and applies them to Pebble as one batch, and
+// hands the batch to syncLoop, until Close closes the queue. It does not
+// wait for the fsync: while one batch syncs, it builds the next (Pebble
+// syncs its write-ahead log in order, so a synced batch implies the
+// batches before it).
 func (l *Log) commitLoop(hold chan struct{}) {
-	defer close(l.stopped)
+	applied := make(chan *inflight, maxInflight)
+	syncerDone := make(chan struct{})
+	go l.syncLoop(applied, syncerDone)
+	defer func() {
+		close(applied)
+		<-syncerDone
+		close(l.stopped)
+	}()
 	if hold != nil {
 		<-hold
 	}
-	batch := make([]*pending, 0, maxBatch)
+	seq, prev := l.Last()
 	var scratch []byte
 	for {
 		p, ok := <-l.queue
 		if !ok {
 			return
 		}
-		batch = append(batch[:0], p)
+		f := &inflight{batch: make([]*pending, 1, min(len(l.queue)+1, maxBatch))}
+		f.batch[0] = p
 	drain:
-		for len(batch) < maxBatch {
+		for len(f.batch) < maxBatch {
 			select {
 			case p, ok := <-l.queue:
 				if !ok {
 					break drain // the next receive returns
 				}
-				batch = append(batch, p)
+				f.batch = append(f.batch, p)
 			default:
 				break drain
 			}
 		}
-		err := l.commit(batch, &scratch)
-		for i, p := range batch {
-			if p.wait {
-				p.done <- err
-			} else {
-				l.release(p)
-			}
-			batch[i] = nil
-		}
+		l.apply(f, &seq, &prev, &scratch)
+		applied <- f
 	}
 }
 
-// commit writes batch, whose seqs follow the head, as one Pebble batch
-// with the new head.
-func (l *Log) commit(batch []*pending, scratch *[]byte) error {
-	if err := l.failure(); err != nil {
-		return err
+// maxInflight bounds the batches applied but not yet synced.
+const maxInflight = 4
+
+// inflight is a batch on its way from the committer to syncLoop.
+type inflight struct {
+	batch []*pending
+	b     *pebble.Batch // nil when err is set
+	err   error
+	seq   uint64 // the chain head after this batch
+	hash  Hash
+}
+
+// apply chains f's records after seq and prev, which it advances, and
+// applies them to Pebble as one batch with the new head (synced in sync
+// mode, but not waited for).
+func (l *Log) apply(f *inflight, seq *uint64, prev *Hash, scratch *[]byte) {
+	if f.err = l.failure(); f.err != nil {
+		return
 	}
-	seq, prev := l.Last()
 	b := l.db.NewBatch()
-	defer b.Close()
 	var key [9]byte
 	buf := *scratch
-	for _, p := range batch {
-		if p.seq != seq+1 {
-			panic(fmt.Sprintf("BUG: auditlog: committing seq %d after %d", p.seq, seq))
+	s, h := *seq, *prev
+	for _, p := range f.batch {
+		if p.seq != s+1 {
+			panic(fmt.Sprintf("BUG: auditlog: committing seq %d after %d", p.seq, s))
 		}
 		buf = append(buf[:0], `{"id":"`...)
 		buf = append(buf, l.node...) // validNodeID: nothing to escape
 		buf = append(buf, '-')
 		buf = strconv.AppendUint(buf, p.seq, 10)
 		buf = append(buf, '"')
-		buf = appendSeqPrev(buf, p.seq, &prev)
-		hash := chainHash(&prev, buf, p.body)
+		buf = appendSeqPrev(buf, p.seq, &h)
+		hash := chainHash(&h, buf, p.body)
 		buf = appendHashMember(buf, &hash)
 		buf = append(buf, p.body...)
 		if err := b.Set(recordKey(&key, p.seq), buf, nil); err != nil {
-			return l.fail(err)
+			b.Close()
+			f.err = l.fail(err)
+			return
 		}
-		p.prev, p.hash = prev, hash
-		seq, prev = p.seq, hash
+		p.prev, p.hash = h, hash
+		s, h = p.seq, hash
 	}
 	*scratch = buf
 	var head [8 + len(Hash{})]byte
-	binary.BigEndian.PutUint64(head[:], seq)
-	copy(head[8:], prev[:])
-	if err := b.Set(keyLast, head[:], nil); err != nil {
-		return l.fail(err)
+	binary.BigEndian.PutUint64(head[:], s)
+	copy(head[8:], h[:])
+	var err error
+	if err = b.Set(keyLast, head[:], nil); err == nil {
+		if l.sync {
+			err = l.db.ApplyNoSyncWait(b, pebble.Sync)
+		} else {
+			err = l.db.Apply(b, pebble.NoSync)
+		}
 	}
-	opts := pebble.NoSync
-	if l.sync {
-		opts = pebble.Sync
+	if err != nil {
+		b.Close()
+		f.err = l.fail(err)
+		return
 	}
-	if err := b.Commit(opts); err != nil {
-		return l.fail(err)
+	f.b, f.seq, f.hash = b, s, h
+	*seq, *prev = s, h
+}
+
+// syncLoop waits for each applied batch's fsync, in order, then moves the
+// head and wakes the batch's callers. The committer owns it.
+func (l *Log) syncLoop(applied <-chan *inflight, done chan<- struct{}) {
+	defer close(done)
+	for f := range applied {
+		err := f.err
+		if f.b != nil {
+			if l.sync {
+				if serr := f.b.SyncWait(); serr != nil {
+					err = l.fail(serr)
+				}
+			}
+			f.b.Close()
+		}
+		if err == nil {
+			// A failure of an earlier batch taints this one.
+			err = l.failure()
+		}
+		if err == nil {
+			l.headMu.Lock()
+			l.headSeq, l.headHash = f.seq, f.hash
+			l.headMu.Unlock()
+			l.batches.Add(1)
+			l.records.Add(uint64(len(f.batch)))
+		}
+		for _, p := range f.batch {
+			if p.wait {
+				p.done <- err
+			} else {
+				l.release(p)
+			}
+		}
 	}
-	l.headMu.Lock()
-	l.headSeq, l.headHash = seq, prev
-	l.headMu.Unlock()
-	l.batches.Add(1)
-	l.records.Add(uint64(len(batch)))
-	return nil
 }
 
 // fail stops the log after a write error.
