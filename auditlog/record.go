@@ -151,7 +151,8 @@ func (r *Record) Reset() {
 // zero. time is RFC 3339 in UTC with nine fraction digits (years outside
 // 0000–9999 are clamped to that range). Strings are escaped as
 // encoding/json does, except that <, > and & are kept; invalid UTF-8
-// becomes U+FFFD, byte by byte, so the output is always valid UTF-8. The
+// becomes U+FFFD, byte by byte, so the output is always valid UTF-8, and
+// a record decoded with encoding/json encodes again to the same bytes. The
 // raw fields (JSONRPCID, Arguments, ProgressToken) are copied as they are:
 // the output is valid JSON only when they are (see Record).
 //
@@ -317,7 +318,10 @@ var plain = func() (t [utf8.RuneSelf]bool) {
 
 // appendString appends s as a JSON string: ", \ and control characters
 // escaped, U+2028 and U+2029 escaped (JavaScript line terminators, as
-// encoding/json does), each invalid UTF-8 byte replaced by \ufffd.
+// encoding/json does), each invalid UTF-8 byte replaced by the character
+// U+FFFD (encoding/json writes the escape \ufffd instead; writing the
+// character, as a valid U+FFFD in s is written, makes decoding and
+// encoding again give the same bytes).
 func appendString(dst []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
 	dst = append(dst, '"')
@@ -350,7 +354,7 @@ func appendString(dst []byte, s string) []byte {
 		var esc string
 		switch {
 		case r == utf8.RuneError && size == 1:
-			esc = `\ufffd`
+			esc = "\uFFFD" // as the character, like a valid U+FFFD: re-encoding is stable
 		case r == '\u2028':
 			esc = `\u2028`
 		case r == '\u2029':

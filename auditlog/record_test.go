@@ -157,6 +157,9 @@ func FuzzAppendJSON(f *testing.F) {
 		if diff := cmp.Diff(&want, got, sameRecord); diff != "" {
 			t.Errorf("decoded record differs (-want +got):\n%s", diff)
 		}
+		if again := AppendJSON(nil, got); !bytes.Equal(again, b) {
+			t.Errorf("decoded and encoded again:\n%q\nfirst encoding:\n%q", again, b)
+		}
 		// The hash member can be found by the first ,"hash":" (doc.go): no
 		// string before it can hide that text.
 		if i := bytes.Index(b, []byte(hashMember)); i < 0 || !strings.HasPrefix(string(b[i+len(hashMember):]), r.Hash.String()) {
