@@ -170,7 +170,7 @@ func open(dir string, opts Options, fs vfs.FS) (*Log, error) {
 		queue:    make(chan *pending, cmp.Or(opts.queueLen, queueLen)),
 		stopped:  make(chan struct{}),
 	}
-	l.pool.New = func() any { return &pending{done: make(chan error, 1)} }
+	l.pool.New = func() any { return &pending{done: make(chan error, 1), body: make([]byte, 0, 1024)} }
 	if err := l.load(opts.NodeID); err != nil {
 		db.Close()
 		return nil, err
@@ -302,9 +302,15 @@ func (l *Log) release(p *pending) {
 // syncs its write-ahead log in order, so a synced batch implies the
 // batches before it).
 func (l *Log) commitLoop(hold chan struct{}) {
+	// free holds the inflight batches not in use: taking one bounds the
+	// batches in flight, and reusing them keeps Append from allocating.
+	free := make(chan *inflight, maxInflight)
+	for range maxInflight {
+		free <- &inflight{batch: make([]*pending, 0, maxBatch)}
+	}
 	applied := make(chan *inflight, maxInflight)
 	syncerDone := make(chan struct{})
-	go l.syncLoop(applied, syncerDone)
+	go l.syncLoop(applied, free, syncerDone)
 	defer func() {
 		close(applied)
 		<-syncerDone
@@ -320,8 +326,8 @@ func (l *Log) commitLoop(hold chan struct{}) {
 		if !ok {
 			return
 		}
-		f := &inflight{batch: make([]*pending, 1, min(len(l.queue)+1, maxBatch))}
-		f.batch[0] = p
+		f := <-free
+		f.batch = append(f.batch, p)
 	drain:
 		for len(f.batch) < maxBatch {
 			select {
@@ -406,7 +412,7 @@ func (l *Log) apply(f *inflight, seq *uint64, prev *Hash, scratch *[]byte) {
 
 // syncLoop waits for each applied batch's fsync, in order, then moves the
 // head and wakes the batch's callers. The committer owns it.
-func (l *Log) syncLoop(applied <-chan *inflight, done chan<- struct{}) {
+func (l *Log) syncLoop(applied <-chan *inflight, free chan<- *inflight, done chan<- struct{}) {
 	defer close(done)
 	for f := range applied {
 		err := f.err
@@ -429,13 +435,16 @@ func (l *Log) syncLoop(applied <-chan *inflight, done chan<- struct{}) {
 			l.batches.Add(1)
 			l.records.Add(uint64(len(f.batch)))
 		}
-		for _, p := range f.batch {
+		for i, p := range f.batch {
 			if p.wait {
 				p.done <- err
 			} else {
 				l.release(p)
 			}
+			f.batch[i] = nil
 		}
+		f.batch, f.b, f.err = f.batch[:0], nil, nil
+		free <- f
 	}
 }
 
