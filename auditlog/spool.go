@@ -244,7 +244,8 @@ func (l *Log) NodeID() string { return l.node }
 // RecordID returns the id of the record with this seq.
 func (l *Log) RecordID(seq uint64) string { return l.node + "-" + strconv.FormatUint(seq, 10) }
 
-// Append adds r to the chain and returns its seq (also set in r.Seq).
+// Append adds r to the chain and returns its seq (also set in r.Seq; 0
+// with an error).
 // r.Time is set to the clock's now when zero. The Log assigns the id,
 // seq, prev_hash and hash (whatever r holds there is ignored); in Sync
 // mode r.PrevHash and r.Hash are set on return.
@@ -282,11 +283,13 @@ func (l *Log) Append(r *Record) (uint64, error) {
 		return seq, nil // the committer releases p
 	}
 	err = <-p.done
-	if err == nil {
-		r.PrevHash, r.Hash = p.prev, p.hash
+	if err != nil {
+		l.release(p)
+		return 0, err
 	}
+	r.PrevHash, r.Hash = p.prev, p.hash
 	l.release(p)
-	return seq, err
+	return seq, nil
 }
 
 func (l *Log) release(p *pending) {
