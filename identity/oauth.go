@@ -141,6 +141,7 @@ type AuthServer struct {
 	metadata []byte // the RFC 8414 document
 	prm      http.Handler
 	mux      *http.ServeMux
+	regLimit *tokenBucket // bounds dynamic registrations (ratelimit.go)
 
 	revokeMu sync.Mutex                       // serialises writers of revoked
 	revoked  atomic.Pointer[map[string]int64] // family -> unix ns until which it counts as revoked
@@ -206,6 +207,7 @@ func NewAuthServer(cfg AuthServerConfig) (*AuthServer, error) {
 		refTTL:   orDefault(cfg.RefreshTTL, DefaultRefreshTTL),
 		log:      cfg.Log,
 		now:      cfg.Now,
+		regLimit: newTokenBucket(registrationsPerMinute, registrationBurst),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

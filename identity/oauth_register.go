@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mcpgw/mcpgw/internal/state"
 )
@@ -68,6 +70,14 @@ func (a *AuthServer) serveRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
 		writeOAuthError(w, newOAuthError(http.StatusBadRequest, "invalid_client_metadata", "the registration must be application/json"))
+		return
+	}
+	if ok, wait := a.regLimit.allow(a.now()); !ok {
+		if a.regLimit.shouldLog(a.now()) {
+			a.log.Warn("client registrations refused: rate limit reached", "per_minute", registrationsPerMinute)
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+		writeOAuthError(w, newOAuthError(http.StatusTooManyRequests, "temporarily_unavailable", "too many client registrations; try again later"))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBody))
