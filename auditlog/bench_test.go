@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/mcpgw/mcpgw/internal/pebblelog"
 )
 
 // The encoder against its baseline, encoding/json.Marshal of the same
@@ -98,7 +100,7 @@ func benchAppend(b *testing.B, d Durability, writers int) {
 }
 
 func benchPebble(b *testing.B, opts *pebble.WriteOptions, writers int) {
-	db, err := pebble.Open(b.TempDir(), &pebble.Options{Logger: pebbleLogger{discard()}})
+	db, err := pebble.Open(b.TempDir(), &pebble.Options{Logger: pebblelog.New(discard(), "auditlog")})
 	if err != nil {
 		b.Fatal(err)
 	}

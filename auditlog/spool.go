@@ -16,6 +16,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/mcpgw/mcpgw/internal/pebblelog"
 )
 
 // Durability says when Append returns.
@@ -157,7 +159,7 @@ func open(dir string, opts Options, fs vfs.FS) (*Log, error) {
 	if now == nil {
 		now = time.Now
 	}
-	db, err := pebble.Open(dir, &pebble.Options{FS: fs, Logger: pebbleLogger{log}})
+	db, err := pebble.Open(dir, &pebble.Options{FS: fs, Logger: pebblelog.New(log, "auditlog")})
 	if err != nil {
 		return nil, fmt.Errorf("auditlog: cannot open spool in %s: %w", dir, err)
 	}
@@ -627,23 +629,4 @@ func (l *Log) SpoolBytes() (int64, error) {
 func (l *Log) Full() bool {
 	n, err := l.SpoolBytes()
 	return l.maxSpool > 0 && err == nil && n >= l.maxSpool
-}
-
-// pebbleLogger routes Pebble's logger (and through it the default event
-// listener's background errors) into slog.
-type pebbleLogger struct{ log *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.log.Info(fmt.Sprintf(format, args...), "source", "pebble")
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.log.Error(fmt.Sprintf(format, args...), "source", "pebble")
-}
-
-// Fatalf is called by Pebble only when it cannot go on; it must not return.
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.log.Error(msg, "source", "pebble", "fatal", true)
-	panic("auditlog: pebble: " + msg)
 }

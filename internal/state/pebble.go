@@ -10,6 +10,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/mcpgw/mcpgw/internal/pebblelog"
 )
 
 // Pebble is the embedded Store: a Pebble database in one directory (by
@@ -42,32 +44,12 @@ func openPebble(dir string, fs vfs.FS, log *slog.Logger) (*Pebble, error) {
 	log = log.With("component", "state")
 	db, err := pebble.Open(dir, &pebble.Options{
 		FS:     fs,
-		Logger: pebbleLogger{log},
+		Logger: pebblelog.New(log, "state"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("state: cannot open store in %s: %w", dir, err)
 	}
 	return &Pebble{db: db, now: time.Now, log: log}, nil
-}
-
-// pebbleLogger routes Pebble's logger (and through it the default event
-// listener's background errors and slow-disk reports) into slog.
-type pebbleLogger struct{ log *slog.Logger }
-
-func (l pebbleLogger) Infof(format string, args ...any) {
-	l.log.Info(fmt.Sprintf(format, args...), "source", "pebble")
-}
-
-func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...), "source", "pebble")
-}
-
-// Fatalf is called by Pebble only when it cannot go on (a corrupt store,
-// a failed sync); it must not return.
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	l.log.Error(msg, "source", "pebble", "fatal", true)
-	panic("state: pebble: " + msg)
 }
 
 // get returns the record stored under key (nil, false when absent).

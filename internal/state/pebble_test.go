@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/mcpgw/mcpgw/internal/pebblelog"
 )
 
 // TestPebbleSurvivesRestart: what was written before Close is there after
@@ -87,7 +89,7 @@ func TestPebbleLogsToSlog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pebbleLogger{p.log}.Infof("hello %d", 7)
+	pebblelog.New(p.log, "state").Infof("hello %d", 7)
 	p.Close()
 	if got := buf.String(); !strings.Contains(got, "hello 7") || !strings.Contains(got, "component=state") {
 		t.Errorf("log: got %q, want a line with hello 7 and component=state", got)
