@@ -160,6 +160,21 @@ func post(t *testing.T, url, token, body string, hdr map[string]string) (*http.R
 	return resp, string(b)
 }
 
+// forge changes one character in the middle of a session id: the result
+// is always a different id (replacing the last two characters with "AA"
+// was not, for the 1 in 256 to 1,024 ids that end in "AA"), and a data
+// character, not one that carries only base64 padding bits.
+func forge(sid string) string {
+	b := []byte(sid)
+	i := len(b) / 2
+	if b[i] == 'A' {
+		b[i] = 'B'
+	} else {
+		b[i] = 'A'
+	}
+	return string(b)
+}
+
 const initBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
 
 func TestSessions(t *testing.T) {
@@ -186,7 +201,7 @@ func TestSessions(t *testing.T) {
 	}{
 		{"another user's token", gw.base + "/mcp", bobToken, sid},
 		{"another application", gw.base + "/other", aliceToken, sid},
-		{"forged", gw.base + "/mcp", aliceToken, sid[:len(sid)-2] + "AA"},
+		{"forged", gw.base + "/mcp", aliceToken, forge(sid)},
 		{"garbage", gw.base + "/mcp", aliceToken, "not-a-session"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
