@@ -107,17 +107,9 @@ func NewSessionCodec(key []byte) (*SessionCodec, error) {
 	if len(key) != SessionKeySize {
 		return nil, fmt.Errorf("identity: session key is %d bytes, want %d", len(key), SessionKeySize)
 	}
-	aesKey, err := hkdf.Key(sha256.New, key, nil, sessionKeyInfo, 32)
+	aead, err := newAEAD(key, sessionKeyInfo, "session")
 	if err != nil {
-		return nil, fmt.Errorf("identity: cannot derive session cipher key: %w", err)
-	}
-	block, err := aes.NewCipher(aesKey)
-	if err != nil {
-		return nil, fmt.Errorf("identity: cannot create session cipher: %w", err)
-	}
-	aead, err := cipher.NewGCMWithRandomNonce(block)
-	if err != nil {
-		return nil, fmt.Errorf("identity: cannot create session cipher: %w", err)
+		return nil, err
 	}
 	return &SessionCodec{
 		aead:    aead,
@@ -125,6 +117,26 @@ func NewSessionCodec(key []byte) (*SessionCodec, error) {
 		enc:     base64.RawURLEncoding.Strict(),
 		scratch: sync.Pool{New: func() any { return new(sessionScratch) }},
 	}, nil
+}
+
+// newAEAD derives an AES-256 key from key with HKDF-SHA-256 under info
+// (each use has its own info string, so no two share a cipher key) and
+// returns AES-256-GCM with a random 96-bit nonce prepended by Seal. what
+// names the use in errors.
+func newAEAD(key []byte, info, what string) (cipher.AEAD, error) {
+	aesKey, err := hkdf.Key(sha256.New, key, nil, info, 32)
+	if err != nil {
+		return nil, fmt.Errorf("identity: cannot derive %s cipher key: %w", what, err)
+	}
+	block, err := aes.NewCipher(aesKey)
+	if err != nil {
+		return nil, fmt.Errorf("identity: cannot create %s cipher: %w", what, err)
+	}
+	aead, err := cipher.NewGCMWithRandomNonce(block)
+	if err != nil {
+		return nil, fmt.Errorf("identity: cannot create %s cipher: %w", what, err)
+	}
+	return aead, nil
 }
 
 // Mint returns a new session id for s: opaque, authenticated, different on

@@ -1,9 +1,7 @@
 package identity
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -77,17 +75,9 @@ type tokenSealer struct {
 }
 
 func newTokenSealer(key []byte) (*tokenSealer, error) {
-	aesKey, err := hkdf.Key(sha256.New, key, nil, accessTokenKeyInfo, 32)
+	aead, err := newAEAD(key, accessTokenKeyInfo, "access token")
 	if err != nil {
-		return nil, fmt.Errorf("identity: cannot derive access token key: %w", err)
-	}
-	block, err := aes.NewCipher(aesKey)
-	if err != nil {
-		return nil, fmt.Errorf("identity: cannot create access token cipher: %w", err)
-	}
-	aead, err := cipher.NewGCMWithRandomNonce(block)
-	if err != nil {
-		return nil, fmt.Errorf("identity: cannot create access token cipher: %w", err)
+		return nil, err
 	}
 	return &tokenSealer{aead: aead, context: []byte(accessTokenContextV1), enc: base64.RawURLEncoding.Strict()}, nil
 }
