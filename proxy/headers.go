@@ -61,7 +61,7 @@ func (rh *reqHeaders) read(h *fasthttp.RequestHeader) {
 			}
 		}
 		if bit == 0 {
-			if len(k) > len("Mcp-Param-") && bytes.EqualFold(k[:len("Mcp-Param-")], []byte("Mcp-Param-")) {
+			if isParamHeader(k) {
 				rh.params = true
 			}
 			continue
@@ -73,6 +73,13 @@ func (rh *reqHeaders) read(h *fasthttp.RequestHeader) {
 		rh.seen |= bit
 		*dst = v
 	}
+}
+
+// isParamHeader reports whether k names a 2026-07-28 custom parameter
+// header (Mcp-Param-*), which is carried upstream untouched
+// (MCP-REQUIREMENTS.md 1.8.5).
+func isParamHeader(k []byte) bool {
+	return len(k) > len("Mcp-Param-") && bytes.EqualFold(k[:len("Mcp-Param-")], []byte("Mcp-Param-"))
 }
 
 // single returns the value of a header that must not repeat: a repeated

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -115,28 +114,16 @@ func (r *route) appendUpstreamRequest(dst, head []byte, rh *reqHeaders, client *
 			dst = appendHeader(dst, name, v)
 		}
 	}
-	if !rh.params {
-		return r.finishRequest(dst, upstreamSID, body, withBody), true
-	}
-	for k, v := range client.All() {
-		// 2026-07-28 custom parameter headers are forwarded untouched
-		// (MCP-REQUIREMENTS.md 1.8.5).
-		if len(k) > len("Mcp-Param-") && bytes.EqualFold(k[:len("Mcp-Param-")], []byte("Mcp-Param-")) && !r.injects(string(k)) {
-			if !validHeaderValue(v) {
-				return dst, false
+	if rh.params {
+		for k, v := range client.All() {
+			if isParamHeader(k) && !r.injects(string(k)) {
+				if !validHeaderValue(v) {
+					return dst, false
+				}
+				dst = appendHeader(dst, k, v)
 			}
-			dst = append(dst, k...)
-			dst = append(dst, ": "...)
-			dst = append(dst, v...)
-			dst = append(dst, "\r\n"...)
 		}
 	}
-	return r.finishRequest(dst, upstreamSID, body, withBody), true
-}
-
-// finishRequest appends the upstream's session id, the end of the head and
-// the body.
-func (r *route) finishRequest(dst []byte, upstreamSID string, body []byte, withBody bool) []byte {
 	if upstreamSID != "" {
 		dst = append(dst, "Mcp-Session-Id: "...)
 		dst = append(dst, upstreamSID...)
@@ -146,12 +133,12 @@ func (r *route) finishRequest(dst []byte, upstreamSID string, body []byte, withB
 		dst = append(dst, "Content-Length: "...)
 		dst = strconv.AppendInt(dst, int64(len(body)), 10)
 		dst = append(dst, "\r\n\r\n"...)
-		return append(dst, body...)
+		return append(dst, body...), true
 	}
-	return append(dst, "\r\n"...)
+	return append(dst, "\r\n"...), true
 }
 
-func appendHeader(dst []byte, name string, v []byte) []byte {
+func appendHeader[N string | []byte](dst []byte, name N, v []byte) []byte {
 	dst = append(dst, name...)
 	dst = append(dst, ": "...)
 	dst = append(dst, v...)
