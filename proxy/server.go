@@ -225,7 +225,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.streamsMu.Lock()
 	s.closing = true
 	for rl := range s.streams {
-		rl.closeUpstream(errShutdown)
+		rl.abortUpstream()
 	}
 	s.streamsMu.Unlock()
 	err := s.srv.ShutdownWithContext(ctx)

@@ -20,7 +20,6 @@ import (
 var (
 	keepAliveComment = []byte(": keepalive\n\n")
 	errClientGone    = errors.New("proxy: client went away")
-	errShutdown      = errors.New("proxy: gateway shutting down")
 )
 
 // relay streams one upstream SSE response to the client event by event,
@@ -106,16 +105,16 @@ func (s *Server) startRelay(ctx *fasthttp.RequestCtx, r *route, ex *exchange, re
 	ctx.Hijack(rl.serve)
 }
 
-func (rl *relay) closeUpstream(err error) {
-	rl.closeOnce.Do(func() {
-		if err != nil {
-			rl.resp.Abort()
-		}
-	})
+// abortUpstream breaks the upstream connection off, at most once, so that
+// a pump blocked reading it returns (the client left, or the gateway is
+// shutting down).
+func (rl *relay) abortUpstream() {
+	rl.closeOnce.Do(func() { rl.resp.Abort() })
 }
 
 func (rl *relay) release() {
-	rl.closeUpstream(nil)
+	// No abort reaches the response after this: it goes back to its pool.
+	rl.closeOnce.Do(func() {})
 	releaseUpResponse(rl.resp)
 	rl.reader.Reset(nil)
 	rl.s, rl.r, rl.resp = nil, nil, nil
@@ -200,7 +199,7 @@ func (rl *relay) pump(send func(p []byte, flush bool) error, watch net.Conn) boo
 		if send(p, flush) != nil {
 			gone = true
 			if cancels {
-				rl.closeUpstream(errClientGone)
+				rl.abortUpstream()
 			}
 		}
 	}
@@ -231,7 +230,7 @@ func (rl *relay) pump(send func(p []byte, flush bool) error, watch net.Conn) boo
 			}
 			gone = true
 			if cancels {
-				rl.closeUpstream(errClientGone)
+				rl.abortUpstream()
 			}
 		}()
 	}
