@@ -60,8 +60,6 @@ type Application struct {
 	// metadata (RFC 9728), sent in 401 challenges as resource_metadata
 	// (MCP-REQUIREMENTS.md 4); "" leaves it out.
 	ResourceMetadata string
-	// Scopes, when set, are named in 401 challenges as scope.
-	Scopes []string
 }
 
 // TokenVerifier checks a bearer token for an application. resource is the

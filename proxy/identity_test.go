@@ -37,7 +37,6 @@ func TestTokensAndChallenge(t *testing.T) {
 	gw := startGatewayWith(t, func(s *Snapshot) {
 		s.Tokens = tokens
 		s.Applications[0].ResourceMetadata = s.Applications[0].Frontend.Scheme + "://" + s.Applications[0].Frontend.Host + "/.well-known/oauth-protected-resource/mcp"
-		s.Applications[0].Scopes = []string{"mcp:tools", "openid"}
 		tokens.resource = s.Applications[0].Frontend.String()
 		s.IdentityHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
@@ -48,15 +47,15 @@ func TestTokensAndChallenge(t *testing.T) {
 	call := func(name string) string {
 		return `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"` + name + `","arguments":{}}}`
 	}
-	t.Run("challenge names the metadata and scopes", func(t *testing.T) {
+	t.Run("challenge names the metadata", func(t *testing.T) {
 		resp, _ := post(t, gw.base+"/mcp", "", call("list_items"), nil)
 		if resp.StatusCode != 401 {
 			t.Fatalf("status: got %d, want 401", resp.StatusCode)
 		}
 		got := resp.Header.Get("WWW-Authenticate")
-		want := `Bearer realm="mcpgw", resource_metadata="` + gw.base + `/.well-known/oauth-protected-resource/mcp", scope="mcp:tools openid"`
-		if !strings.HasPrefix(got, want) {
-			t.Errorf("WWW-Authenticate: got %q, want prefix %q", got, want)
+		want := `Bearer realm="mcpgw", resource_metadata="` + gw.base + `/.well-known/oauth-protected-resource/mcp"`
+		if got != want {
+			t.Errorf("WWW-Authenticate: got %q, want %q", got, want)
 		}
 	})
 	t.Run("bad token gets invalid_token", func(t *testing.T) {

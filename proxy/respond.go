@@ -30,7 +30,7 @@ func writePlainError(ctx *fasthttp.RequestCtx, status int, msg string) {
 
 // writeUnauthorized answers 401 with a Bearer challenge (RFC 6750 section
 // 3) that names the application's protected resource metadata (RFC 9728
-// section 5.1) and scopes, so a client can discover where to log in
+// section 5.1), so a client can discover where to log in
 // (MCP-REQUIREMENTS.md 4).
 func (r *route) writeUnauthorized(ctx *fasthttp.RequestCtx, errCode string) {
 	challenge := r.challenge
@@ -42,9 +42,11 @@ func (r *route) writeUnauthorized(ctx *fasthttp.RequestCtx, errCode string) {
 }
 
 // bearerChallenge is the fixed part of an application's 401 challenge.
-// The URL and scopes come from the configuration, which refuses quotes
-// and backslashes in them; they are dropped here all the same, so that a
-// challenge can never be broken open.
+// It names no scope: applications define none, and a challenge without
+// scope leaves the choice to the authorization server's metadata
+// (MCP-REQUIREMENTS.md 4). The URL comes from the configuration, which
+// refuses quotes and backslashes in it; they are dropped here all the
+// same, so that a challenge can never be broken open.
 func bearerChallenge(app *Application) string {
 	quoteSafe := func(s string) string {
 		return strings.Map(func(c rune) rune {
@@ -57,9 +59,6 @@ func bearerChallenge(app *Application) string {
 	c := `Bearer realm="mcpgw"`
 	if app.ResourceMetadata != "" {
 		c += `, resource_metadata="` + quoteSafe(app.ResourceMetadata) + `"`
-	}
-	if len(app.Scopes) > 0 {
-		c += `, scope="` + quoteSafe(strings.Join(app.Scopes, " ")) + `"`
 	}
 	return c
 }
