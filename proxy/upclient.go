@@ -160,15 +160,13 @@ func (c *upConn) close() {
 	c.pool.open.Add(-1)
 }
 
-// closeIdle closes the idle connections; with final set, connections in use
-// are closed when their exchange ends instead of being kept.
-func (p *upPool) closeIdle(final bool) {
+// close closes the idle connections now and those in use when their
+// exchange ends; the pool dials no more.
+func (p *upPool) close() {
 	p.mu.Lock()
 	free := p.free
 	p.free = nil
-	if final {
-		p.closed = true
-	}
+	p.closed = true
 	p.mu.Unlock()
 	for _, c := range free {
 		c.close()

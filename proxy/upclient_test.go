@@ -144,7 +144,7 @@ func TestUpPoolBodies(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			up := startRaw(t, func(conn, req int) string { return c.answer })
 			p := newUpPool(up.ln.Addr().String(), nil, 2*time.Second, 4096, 16)
-			t.Cleanup(func() { p.closeIdle(true) })
+			t.Cleanup(func() { p.close() })
 			_, got, err := roundTrip(t, p, "{}")
 			if (err != nil) != c.wantErr {
 				t.Fatalf("error: got %v, want error %v", err, c.wantErr)
@@ -185,7 +185,7 @@ func TestUpPoolBodyLimit(t *testing.T) {
 			t.Errorf("got %v, want errBodyTooLarge", err)
 		}
 		releaseUpResponse(resp)
-		p.closeIdle(true)
+		p.close()
 	}
 }
 
@@ -201,7 +201,7 @@ func TestUpPoolRetry(t *testing.T) {
 			return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 		})
 		p := newUpPool(up.ln.Addr().String(), nil, 2*time.Second, 4096, 16)
-		defer p.closeIdle(true)
+		defer p.close()
 		for i := range 2 {
 			if _, got, err := roundTrip(t, p, "{}"); err != nil || got != "ok" {
 				t.Fatalf("request %d: got %q, %v; want ok", i, got, err)
@@ -214,7 +214,7 @@ func TestUpPoolRetry(t *testing.T) {
 	t.Run("a fresh connection is not retried", func(t *testing.T) {
 		up := startRaw(t, func(conn, req int) string { return "" })
 		p := newUpPool(up.ln.Addr().String(), nil, 2*time.Second, 4096, 16)
-		defer p.closeIdle(true)
+		defer p.close()
 		if _, _, err := roundTrip(t, p, "{}"); err == nil {
 			t.Fatal("got no error, want one")
 		}
@@ -230,7 +230,7 @@ func TestUpPoolRetry(t *testing.T) {
 			return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 		})
 		p := newUpPool(up.ln.Addr().String(), nil, 2*time.Second, 4096, 16)
-		defer p.closeIdle(true)
+		defer p.close()
 		if _, _, err := roundTrip(t, p, "{}"); err != nil {
 			t.Fatal(err)
 		}
@@ -251,7 +251,7 @@ func TestUpPoolSilenceBound(t *testing.T) {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 	})
 	p := newUpPool(up.ln.Addr().String(), nil, 100*time.Millisecond, 4096, 16)
-	defer p.closeIdle(true)
+	defer p.close()
 	_, _, err := roundTrip(t, p, "{}")
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
@@ -266,7 +266,7 @@ func TestUpPoolMaxConns(t *testing.T) {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 	})
 	p := newUpPool(up.ln.Addr().String(), nil, 2*time.Second, 4096, 1)
-	defer p.closeIdle(true)
+	defer p.close()
 	done := make(chan error)
 	go func() {
 		_, _, err := roundTrip(t, p, "{}")

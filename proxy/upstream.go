@@ -59,8 +59,8 @@ func (s *Server) clientFor(u *url.URL, idle time.Duration) (*upstreamClient, err
 }
 
 func (c *upstreamClient) close() {
-	c.calls.closeIdle(true)
-	c.listen.closeIdle(true)
+	c.calls.close()
+	c.listen.close()
 }
 
 // Request heads. A route renders the fixed part of each of its upstream
