@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -377,9 +378,7 @@ func (r *upResponse) readBodyInto(dst []byte, max int) ([]byte, error) {
 			return dst, errBodyTooLarge
 		}
 		need := len(dst) + int(r.remain)
-		if cap(dst) < need {
-			dst = append(dst[:cap(dst)], make([]byte, need-cap(dst))...)[:len(dst)]
-		}
+		dst = slices.Grow(dst, int(r.remain))
 		n, err := io.ReadFull(r, dst[len(dst):need])
 		return dst[:len(dst)+n], err
 	}
