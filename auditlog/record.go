@@ -106,33 +106,36 @@ type Device struct {
 // jsonrpc.Scan returned, or JSON this process produced). A Record is not
 // safe for concurrent use; Append does not keep it after it returns.
 type Record struct {
-	ID            string          `json:"id"`
-	Seq           uint64          `json:"seq"`
-	PrevHash      Hash            `json:"prev_hash,omitzero"`
-	Hash          Hash            `json:"hash,omitzero"`
-	Time          time.Time       `json:"time"`
-	Kind          Kind            `json:"kind,omitempty"`
-	SessionID     string          `json:"session_id,omitempty"`
-	App           string          `json:"app,omitempty"`
-	User          string          `json:"user,omitempty"`
-	Groups        []string        `json:"groups,omitempty"`
-	Device        Device          `json:"device,omitzero"`
-	ResourceType  string          `json:"resource_type,omitempty"`
-	Direction     Direction       `json:"direction,omitempty"`
-	Message       MessageKind     `json:"message,omitempty"`
-	Method        string          `json:"method,omitempty"`
-	JSONRPCID     json.RawMessage `json:"jsonrpc_id,omitempty"` // as sent: a string or number token
-	Name          string          `json:"name,omitempty"`       // tool or prompt name, or resource URI
-	Arguments     json.RawMessage `json:"arguments,omitempty"`  // after audit.arguments and redact
-	ProgressToken json.RawMessage `json:"progress_token,omitempty"`
-	Decision      Decision        `json:"decision,omitempty"`
-	Rule          string          `json:"rule,omitempty"` // the rule or grant behind the decision
-	Reason        string          `json:"reason,omitempty"`
-	Status        string          `json:"status,omitempty"` // StatusOK or StatusError
-	ErrorCode     int64           `json:"error_code,omitempty"`
-	LatencyUS     int64           `json:"latency_us,omitempty"`
-	BytesIn       int64           `json:"bytes_in,omitempty"`
-	BytesOut      int64           `json:"bytes_out,omitempty"`
+	ID           string    `json:"id"`
+	Seq          uint64    `json:"seq"`
+	PrevHash     Hash      `json:"prev_hash,omitzero"`
+	Hash         Hash      `json:"hash,omitzero"`
+	Time         time.Time `json:"time"`
+	Kind         Kind      `json:"kind,omitempty"`
+	SessionID    string    `json:"session_id,omitempty"`
+	App          string    `json:"app,omitempty"`
+	User         string    `json:"user,omitempty"`
+	Groups       []string  `json:"groups,omitempty"`
+	Device       Device    `json:"device,omitzero"`
+	ResourceType string    `json:"resource_type,omitempty"`
+	// ProtocolVersion is the MCP revision a session negotiated (session
+	// records) or a 2026-07-28 request declared.
+	ProtocolVersion string          `json:"protocol_version,omitempty"`
+	Direction       Direction       `json:"direction,omitempty"`
+	Message         MessageKind     `json:"message,omitempty"`
+	Method          string          `json:"method,omitempty"`
+	JSONRPCID       json.RawMessage `json:"jsonrpc_id,omitempty"` // as sent: a string or number token
+	Name            string          `json:"name,omitempty"`       // tool or prompt name, or resource URI
+	Arguments       json.RawMessage `json:"arguments,omitempty"`  // after audit.arguments and redact
+	ProgressToken   json.RawMessage `json:"progress_token,omitempty"`
+	Decision        Decision        `json:"decision,omitempty"`
+	Rule            string          `json:"rule,omitempty"` // the rule or grant behind the decision
+	Reason          string          `json:"reason,omitempty"`
+	Status          string          `json:"status,omitempty"` // StatusOK or StatusError
+	ErrorCode       int64           `json:"error_code,omitempty"`
+	LatencyUS       int64           `json:"latency_us,omitempty"`
+	BytesIn         int64           `json:"bytes_in,omitempty"`
+	BytesOut        int64           `json:"bytes_out,omitempty"`
 }
 
 // Reset zeroes r for reuse, keeping the capacity of Groups.
@@ -226,6 +229,7 @@ func appendBody(dst []byte, r *Record) []byte {
 		dst = append(dst[:len(dst)-1], '}')
 	}
 	dst = appendOptString(dst, `,"resource_type":`, r.ResourceType)
+	dst = appendOptString(dst, `,"protocol_version":`, r.ProtocolVersion)
 	dst = appendOptString(dst, `,"direction":`, string(r.Direction))
 	dst = appendOptString(dst, `,"message":`, string(r.Message))
 	dst = appendOptString(dst, `,"method":`, r.Method)

@@ -15,33 +15,34 @@ import (
 // fullRecord has every field set.
 func fullRecord() *Record {
 	return &Record{
-		ID:            "gw1-42",
-		Seq:           42,
-		PrevHash:      Hash{1, 2, 3},
-		Hash:          Hash{0xff, 31: 0xee},
-		Time:          time.Date(2026, 11, 25, 23, 1, 2, 42, time.UTC),
-		Kind:          KindActivity,
-		SessionID:     "sess-1",
-		App:           "mcp-pingone-admin",
-		User:          "alice@example.com",
-		Groups:        []string{"engineers", "sre"},
-		Device:        Device{ClientName: "claude-ai", ClientVersion: "0.1.0", UserAgent: "node", RemoteAddr: "10.0.0.1:5555"},
-		ResourceType:  ResourceTypeMCP,
-		Direction:     ClientToServer,
-		Message:       MessageRequest,
-		Method:        "tools/call",
-		JSONRPCID:     json.RawMessage(`"abc"`),
-		Name:          "get_user",
-		Arguments:     json.RawMessage(`{"id":"u1","n":[1,2]}`),
-		ProgressToken: json.RawMessage(`7`),
-		Decision:      DecisionDeny,
-		Rule:          "readers",
-		Reason:        "deny_tools matched",
-		Status:        StatusError,
-		ErrorCode:     -32602,
-		LatencyUS:     1234,
-		BytesIn:       100,
-		BytesOut:      200,
+		ID:              "gw1-42",
+		Seq:             42,
+		PrevHash:        Hash{1, 2, 3},
+		Hash:            Hash{0xff, 31: 0xee},
+		Time:            time.Date(2026, 11, 25, 23, 1, 2, 42, time.UTC),
+		Kind:            KindActivity,
+		SessionID:       "sess-1",
+		App:             "mcp-pingone-admin",
+		User:            "alice@example.com",
+		Groups:          []string{"engineers", "sre"},
+		Device:          Device{ClientName: "claude-ai", ClientVersion: "0.1.0", UserAgent: "node", RemoteAddr: "10.0.0.1:5555"},
+		ResourceType:    ResourceTypeMCP,
+		ProtocolVersion: "2025-11-25",
+		Direction:       ClientToServer,
+		Message:         MessageRequest,
+		Method:          "tools/call",
+		JSONRPCID:       json.RawMessage(`"abc"`),
+		Name:            "get_user",
+		Arguments:       json.RawMessage(`{"id":"u1","n":[1,2]}`),
+		ProgressToken:   json.RawMessage(`7`),
+		Decision:        DecisionDeny,
+		Rule:            "readers",
+		Reason:          "deny_tools matched",
+		Status:          StatusError,
+		ErrorCode:       -32602,
+		LatencyUS:       1234,
+		BytesIn:         100,
+		BytesOut:        200,
 	}
 }
 
@@ -94,7 +95,7 @@ func TestAppendJSONGolden(t *testing.T) {
 		`"hash":"ff000000000000000000000000000000000000000000000000000000000000ee","time":"2026-11-25T23:01:02.000000042Z",` +
 		`"kind":"activity","session_id":"sess-1","app":"mcp-pingone-admin","user":"alice@example.com","groups":["engineers","sre"],` +
 		`"device":{"client_name":"claude-ai","client_version":"0.1.0","user_agent":"node","remote_addr":"10.0.0.1:5555"},` +
-		`"resource_type":"MCP","direction":"client_to_server","message":"request","method":"tools/call","jsonrpc_id":"abc",` +
+		`"resource_type":"MCP","protocol_version":"2025-11-25","direction":"client_to_server","message":"request","method":"tools/call","jsonrpc_id":"abc",` +
 		`"name":"get_user","arguments":{"id":"u1","n":[1,2]},"progress_token":7,"decision":"deny","rule":"readers",` +
 		`"reason":"deny_tools matched","status":"error","error_code":-32602,"latency_us":1234,"bytes_in":100,"bytes_out":200}`
 	if got != want {

@@ -121,6 +121,8 @@ type Log struct {
 	headHash Hash
 	failed   error // the write error that stopped the log, if any
 
+	idx indexer // the query indexes, kept by the committer
+
 	batches atomic.Uint64 // Pebble batches committed
 	records atomic.Uint64 // records committed
 
@@ -133,6 +135,7 @@ type Log struct {
 type pending struct {
 	seq  uint64
 	body []byte     // appendBody of the record
+	ix   indexFields // what the indexes need of the record
 	wait bool       // a Sync Append waits on done
 	done chan error // the commit's outcome, for waiters
 	prev Hash       // set by the committer for waiters
@@ -257,13 +260,22 @@ func (l *Log) RecordID(seq uint64) string { return l.node + "-" + strconv.Format
 // rather than drop a record. r is encoded before Append returns and not
 // kept. After a write error the Log stops: this and every later Append
 // return that error, and the records queued with it are not written.
-func (l *Log) Append(r *Record) (uint64, error) {
+func (l *Log) Append(r *Record) (uint64, error) { return l.append(r, l.sync) }
+
+// Enqueue is Append without the wait, in either mode: the record is queued
+// and chained in seq order, and written (and in Sync mode fsynced) with the
+// records around it, but nobody waits for that. The proxy enqueues the
+// outcome of a call, which must not hold the response; the request's record
+// before it was appended. r.PrevHash and r.Hash are not set.
+func (l *Log) Enqueue(r *Record) (uint64, error) { return l.append(r, false) }
+
+func (l *Log) append(r *Record, wait bool) (uint64, error) {
 	if r.Time.IsZero() {
 		r.Time = l.now()
 	}
 	p := l.pool.Get().(*pending)
 	p.body = appendBody(p.body[:0], r)
-	wait := l.sync
+	p.ix.capture(r)
 	p.wait = wait
 	l.mu.Lock()
 	err := l.failure()
@@ -386,7 +398,11 @@ func (l *Log) apply(f *inflight, seq *uint64, prev *Hash, scratch *[]byte) {
 		hash := chainHash(&h, buf, p.body)
 		buf = appendHashMember(buf, &hash)
 		buf = append(buf, p.body...)
-		if err := b.Set(recordKey(&key, p.seq), buf, nil); err != nil {
+		err := b.Set(recordKey(&key, p.seq), buf, nil)
+		if err == nil {
+			err = l.idx.add(b, p.seq, &p.ix)
+		}
+		if err != nil {
 			b.Close()
 			f.err = l.fail(err)
 			return

@@ -480,3 +480,31 @@ func TestAppendAllocs(t *testing.T) {
 		t.Errorf("got %v allocs per Append, want 0", n)
 	}
 }
+
+// TestEnqueueThenAppend: Enqueue does not wait, even in Sync mode, but a
+// record enqueued before a synced Append is durable when that Append
+// returns (the chain is written in seq order, and a synced batch implies
+// the ones before it).
+func TestEnqueueThenAppend(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	hold := make(chan struct{})
+	l := openTest(t, fs, Options{NodeID: "gw", hold: hold})
+	seq, err := l.Enqueue(activity(1)) // returns with the committer held
+	if seq != 1 || err != nil {
+		t.Fatalf("Enqueue: got %d, %v; want 1", seq, err)
+	}
+	close(hold)
+	r := activity(2)
+	if seq, err := l.Append(r); seq != 2 || err != nil || r.Hash.IsZero() {
+		t.Fatalf("Append: got %d, %v, hash %v; want 2 and a hash", seq, err, r.Hash)
+	}
+	crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 100, RNG: rand.New(rand.NewPCG(3, 4))})
+	closeTest(t, l)
+	l = openTest(t, crashed, Options{})
+	defer closeTest(t, l)
+	var names []string
+	l.Scan(0, func(r *Record) bool { names = append(names, r.Name); return true })
+	if !cmp.Equal(names, []string{"tool_1", "tool_2"}) {
+		t.Errorf("after the crash: got %v, want [tool_1 tool_2]", names)
+	}
+}
