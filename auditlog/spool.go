@@ -134,11 +134,11 @@ type Log struct {
 // pending is a record on its way to the committer.
 type pending struct {
 	seq  uint64
-	body []byte     // appendBody of the record
+	body []byte      // appendBody of the record
 	ix   indexFields // what the indexes need of the record
-	wait bool       // a Sync Append waits on done
-	done chan error // the commit's outcome, for waiters
-	prev Hash       // set by the committer for waiters
+	wait bool        // a Sync Append waits on done
+	done chan error  // the commit's outcome, for waiters
+	prev Hash        // set by the committer for waiters
 	hash Hash
 }
 
