@@ -36,7 +36,7 @@
 //	 "session_id":"…","app":"…","user":"…","groups":["…"],
 //	 "device":{"client_name":"…","client_version":"…","user_agent":"…","remote_addr":"…"},
 //	 "resource_type":"MCP","protocol_version":"2025-11-25","direction":"client_to_server","message":"request",
-//	 "method":"tools/call","jsonrpc_id":7,"name":"get_user","arguments":{…},
+//	 "method":"tools/call","jsonrpc_id":7,"name":"get_user","arguments":{…},"served":{…},
 //	 "progress_token":"…","decision":"deny","rule":"readers","reason":"…",
 //	 "status":"error","error_code":-32602,"latency_us":1234,"bytes_in":100,"bytes_out":200}
 //

@@ -101,7 +101,7 @@ type Device struct {
 // encoding/json reads it back.
 //
 // ID, Seq, PrevHash and Hash belong to the chain: Log.Append assigns them.
-// JSONRPCID, Arguments and ProgressToken are raw JSON values, written as
+// JSONRPCID, Arguments, Served and ProgressToken are raw JSON values, written as
 // given: the caller passes only values it has validated (the spans
 // jsonrpc.Scan returned, or JSON this process produced). A Record is not
 // safe for concurrent use; Append does not keep it after it returns.
@@ -127,15 +127,19 @@ type Record struct {
 	JSONRPCID       json.RawMessage `json:"jsonrpc_id,omitempty"` // as sent: a string or number token
 	Name            string          `json:"name,omitempty"`       // tool or prompt name, or resource URI
 	Arguments       json.RawMessage `json:"arguments,omitempty"`  // after audit.arguments and redact
-	ProgressToken   json.RawMessage `json:"progress_token,omitempty"`
-	Decision        Decision        `json:"decision,omitempty"`
-	Rule            string          `json:"rule,omitempty"` // the rule or grant behind the decision
-	Reason          string          `json:"reason,omitempty"`
-	Status          string          `json:"status,omitempty"` // StatusOK or StatusError
-	ErrorCode       int64           `json:"error_code,omitempty"`
-	LatencyUS       int64           `json:"latency_us,omitempty"`
-	BytesIn         int64           `json:"bytes_in,omitempty"`
-	BytesOut        int64           `json:"bytes_out,omitempty"`
+	// Served is what a list response showed the caller after filtering:
+	// {"count":N,"names":[...]}, with "truncated":true when the names
+	// were capped.
+	Served        json.RawMessage `json:"served,omitempty"`
+	ProgressToken json.RawMessage `json:"progress_token,omitempty"`
+	Decision      Decision        `json:"decision,omitempty"`
+	Rule          string          `json:"rule,omitempty"` // the rule or grant behind the decision
+	Reason        string          `json:"reason,omitempty"`
+	Status        string          `json:"status,omitempty"` // StatusOK or StatusError
+	ErrorCode     int64           `json:"error_code,omitempty"`
+	LatencyUS     int64           `json:"latency_us,omitempty"`
+	BytesIn       int64           `json:"bytes_in,omitempty"`
+	BytesOut      int64           `json:"bytes_out,omitempty"`
 }
 
 // Reset zeroes r for reuse, keeping the capacity of Groups.
@@ -156,7 +160,7 @@ func (r *Record) Reset() {
 // encoding/json does, except that <, > and & are kept; invalid UTF-8
 // becomes U+FFFD, byte by byte, so the output is always valid UTF-8, and
 // a record decoded with encoding/json encodes again to the same bytes. The
-// raw fields (JSONRPCID, Arguments, ProgressToken) are copied as they are:
+// raw fields (JSONRPCID, Arguments, Served, ProgressToken) are copied as they are:
 // the output is valid JSON only when they are (see Record).
 //
 // AppendJSON does not allocate when dst has room.
@@ -236,6 +240,7 @@ func appendBody(dst []byte, r *Record) []byte {
 	dst = appendOptRaw(dst, `,"jsonrpc_id":`, r.JSONRPCID)
 	dst = appendOptString(dst, `,"name":`, r.Name)
 	dst = appendOptRaw(dst, `,"arguments":`, r.Arguments)
+	dst = appendOptRaw(dst, `,"served":`, r.Served)
 	dst = appendOptRaw(dst, `,"progress_token":`, r.ProgressToken)
 	dst = appendOptString(dst, `,"decision":`, string(r.Decision))
 	dst = appendOptString(dst, `,"rule":`, r.Rule)

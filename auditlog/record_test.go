@@ -34,6 +34,7 @@ func fullRecord() *Record {
 		JSONRPCID:       json.RawMessage(`"abc"`),
 		Name:            "get_user",
 		Arguments:       json.RawMessage(`{"id":"u1","n":[1,2]}`),
+		Served:          json.RawMessage(`{"count":1,"names":["get_user"]}`),
 		ProgressToken:   json.RawMessage(`7`),
 		Decision:        DecisionDeny,
 		Rule:            "readers",
@@ -96,7 +97,7 @@ func TestAppendJSONGolden(t *testing.T) {
 		`"kind":"activity","session_id":"sess-1","app":"mcp-pingone-admin","user":"alice@example.com","groups":["engineers","sre"],` +
 		`"device":{"client_name":"claude-ai","client_version":"0.1.0","user_agent":"node","remote_addr":"10.0.0.1:5555"},` +
 		`"resource_type":"MCP","protocol_version":"2025-11-25","direction":"client_to_server","message":"request","method":"tools/call","jsonrpc_id":"abc",` +
-		`"name":"get_user","arguments":{"id":"u1","n":[1,2]},"progress_token":7,"decision":"deny","rule":"readers",` +
+		`"name":"get_user","arguments":{"id":"u1","n":[1,2]},"served":{"count":1,"names":["get_user"]},"progress_token":7,"decision":"deny","rule":"readers",` +
 		`"reason":"deny_tools matched","status":"error","error_code":-32602,"latency_us":1234,"bytes_in":100,"bytes_out":200}`
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
