@@ -15,6 +15,7 @@ FUZZ_TARGETS := \
 	./jsonrpc:FuzzScan \
 	./jsonrpc:FuzzFilter \
 	./jsonrpc:FuzzSSE \
+	./jsonrpc:FuzzRedact \
 	./identity:FuzzBearerToken \
 	./identity:FuzzSessionOpen \
 	./identity:FuzzAccessToken \

@@ -1,0 +1,129 @@
+package jsonrpc
+
+// RedactedValue replaces a redacted member's value.
+const RedactedValue = `"[redacted]"`
+
+// Redactor copies JSON values with the values of chosen members replaced.
+// The audit log records tool arguments through one (audit.arguments:
+// redacted). A Redactor is reusable and not safe for concurrent use; in
+// steady state it does not allocate.
+type Redactor struct {
+	out     []byte
+	redact  func(key []byte) bool
+	scratch []byte // unescaped keys
+}
+
+// AppendRedacted appends the JSON value doc to dst, with the value of every
+// object member whose key redact reports true (the key unescaped, at any
+// depth, inside arrays too) replaced by RedactedValue. Everything else,
+// whitespace included, is copied byte for byte. doc is checked as it is
+// walked, with the depth limit of Scan; on error nothing is appended and
+// dst is returned as it was. The key passed to redact is valid only during
+// the call.
+func (w *Redactor) AppendRedacted(dst, doc []byte, redact func(key []byte) bool) ([]byte, error) {
+	w.out, w.redact = dst, redact
+	i, err := w.value(doc, skipSpace(doc, 0), 0)
+	if err == nil && skipSpace(doc, i) != len(doc) {
+		err = ErrTrailingData
+	}
+	out := w.out
+	w.out, w.redact = nil, nil
+	if err != nil {
+		return dst, err
+	}
+	return out, nil
+}
+
+// value copies the value at doc[i] (after whitespace), redacting inside
+// it, and returns the position after it.
+func (w *Redactor) value(doc []byte, i, depth int) (int, error) {
+	j := skipSpace(doc, i)
+	w.out = append(w.out, doc[i:j]...)
+	if i = j; i >= len(doc) {
+		return i, ErrTruncated
+	}
+	switch doc[i] {
+	case '{':
+		return w.object(doc, i, depth+1)
+	case '[':
+		return w.array(doc, i, depth+1)
+	}
+	end, err := skipValue(doc, i, depth)
+	if err != nil {
+		return end, err
+	}
+	w.out = append(w.out, doc[i:end]...)
+	return end, nil
+}
+
+func (w *Redactor) object(doc []byte, i, depth int) (int, error) {
+	if depth > MaxDepth {
+		return i, ErrDepth
+	}
+	w.out = append(w.out, '{')
+	j, done := firstItem(doc, i, '}')
+	if done {
+		w.out = append(w.out, doc[i+1:j]...)
+		return j, nil
+	}
+	w.out = append(w.out, doc[i+1:j]...) // whitespace before the first key
+	for {
+		raw, esc, _, next, err := readKey(doc, j)
+		if err != nil {
+			return next, err
+		}
+		w.out = append(w.out, doc[j:next]...) // key, colon and the space around them
+		key := raw
+		if esc {
+			w.scratch = appendUnescaped(w.scratch[:0], raw)
+			key = w.scratch
+		}
+		if w.redact(key) {
+			v := skipSpace(doc, next)
+			end, err := skipValue(doc, v, depth)
+			if err != nil {
+				return end, err
+			}
+			w.out = append(w.out, doc[next:v]...)
+			w.out = append(w.out, RedactedValue...)
+			j = end
+		} else if j, err = w.value(doc, next, depth); err != nil {
+			return j, err
+		}
+		k, done, err := nextItem(doc, j, '}')
+		if err != nil {
+			return k, err
+		}
+		w.out = append(w.out, doc[j:k]...)
+		if done {
+			return k, nil
+		}
+		j = k
+	}
+}
+
+func (w *Redactor) array(doc []byte, i, depth int) (int, error) {
+	if depth > MaxDepth {
+		return i, ErrDepth
+	}
+	j, done := firstItem(doc, i, ']')
+	w.out = append(w.out, doc[i:j]...)
+	if done {
+		return j, nil
+	}
+	for {
+		var err error
+		if j, err = w.value(doc, j, depth); err != nil {
+			return j, err
+		}
+		k, done, err := nextItem(doc, j, ']')
+		if err != nil {
+			return k, err
+		}
+		w.out = append(w.out, doc[j:k]...)
+		if done {
+			return k, nil
+		}
+		j = k
+	}
+}
