@@ -70,10 +70,36 @@
 //
 // # Keys
 //
-//	"m/last"            seq (8 bytes, big-endian) || hash (32): the chain head,
-//	                    written in the same batch as the records it covers
+//	"m/anchor"          seq (8 bytes, big-endian) || hash (32) of the last record
+//	                    deleted (retention, DropOldestShipped), written in the
+//	                    same batch as the deletion; absent when none was
+//	"m/last"            seq || hash: the chain head, written in the same batch
+//	                    as the records it covers
 //	"m/node"            the node id
+//	"m/shipped"         seq (8, BE): the last record the receiver acknowledged
 //	'r' seq (8, BE)     the record's JSON (AppendJSON), in seq order
+//
+// Verify anchors the chain at "m/anchor", or without it at the start (seq
+// 1, no prev_hash): deleting records from the front by any other means than
+// the Log's own is a break, like a deletion in the middle.
+//
+// # Retention and spool limits
+//
+// Log.Prune (and Log.RunRetention, for audit.retention) deletes the
+// longest prefix of records that are older than the cut-off and shipped;
+// with Options.Shipping false (audit.ship.url empty) every record counts
+// as shipped. A deletion is one DeleteRange of record keys with the move of
+// "m/anchor", so the chain loses a prefix, never a hole, then a compaction
+// of the range, so the space is freed.
+//
+// Full reports whether the spool's disk usage has reached
+// Options.MaxSpool. It is an atomic load: a maintainer goroutine owned by
+// the Log reads Pebble's metrics after batches (at most every 100 ms) and
+// after deletions. With WhenFull Reject the caller refuses new tool calls
+// while Full (503, fail closed); reads and the records of calls in flight
+// still append. With DropOldestShipped the maintainer deletes the oldest
+// shipped records, whatever their age, until usage is under 90% of
+// MaxSpool; when nothing shipped is left, Full stays true.
 //
 // # Concurrency
 //
@@ -85,8 +111,11 @@
 // second goroutine, owned by the committer, waits for each batch's fsync
 // in order, moves the head (Last) and wakes the batch's callers, while
 // the committer builds the next batch (at most 4 batches in flight).
-// Close stops taking appends, lets the committer write what
-// is queued, waits for it, and closes Pebble; Scan, ScanJSON and Verify
+// The maintainer (sizes, DropOldestShipped) is one more goroutine owned by
+// the Log. Prune and the maintainer's deletions are serialized; they only
+// touch shipped records, which nothing else writes. Close stops taking
+// appends, lets the committer write what is queued, waits for it, stops
+// the maintainer, and closes Pebble; Scan, ScanJSON and Verify
 // hold the database open while they run, so their callbacks must not call
 // Close. A Record passed to Append is not kept after Append returns; a
 // line passed to a ScanJSON callback is valid only during the call.

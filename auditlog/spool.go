@@ -2,6 +2,7 @@ package auditlog
 
 import (
 	"cmp"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -48,17 +49,25 @@ type Options struct {
 	// random one the first time.
 	NodeID string
 	// MaxSpool is the spool size, in bytes, at which Full reports true;
-	// 0 means no limit. The Log does not enforce it: what to do when full
-	// (audit.when_full) is the caller's decision.
+	// 0 means no limit. Appends are never refused by the Log: with
+	// WhenFull Reject the caller refuses new work while Full is true.
 	MaxSpool int64
+	// WhenFull is what the Log does itself when the spool reaches
+	// MaxSpool (audit.when_full).
+	WhenFull WhenFull
+	// Shipping says that a Shipper sends this spool's records to the
+	// control plane: retention and DropOldestShipped then delete only
+	// records it has shipped. Without it every record counts as shipped.
+	Shipping bool
 	// Logger receives Pebble's messages and the Log's own, with
 	// component=auditlog. Nil: discarded.
 	Logger *slog.Logger
 	// Now is the clock that stamps records without a time. Nil: time.Now.
 	Now func() time.Time
 
-	queueLen int           // tests: 0 is the default, queueLen
-	hold     chan struct{} // tests: the committer starts when this is closed
+	queueLen int                   // tests: 0 is the default, queueLen
+	hold     chan struct{}         // tests: the committer starts when this is closed
+	pebble   func(*pebble.Options) // tests: adjusts Pebble's options
 }
 
 // Errors of the Log.
@@ -80,8 +89,10 @@ const (
 
 // Keys (see doc.go). Records sort after every meta key.
 var (
-	keyLast = []byte("m/last") // seq (8 bytes, big-endian) || hash (32 bytes) of the last record
-	keyNode = []byte("m/node") // the node id
+	keyLast    = []byte("m/last")    // seq (8 bytes, big-endian) || hash (32 bytes) of the last record
+	keyNode    = []byte("m/node")    // the node id
+	keyShipped = []byte("m/shipped") // seq (8 bytes, big-endian): the last record the receiver acknowledged
+	keyAnchor  = []byte("m/anchor")  // seq || hash of the last record deleted (retention, drop)
 )
 
 const recordPrefix = 'r'
@@ -103,6 +114,24 @@ type Log struct {
 	node     string
 	sync     bool
 	maxSpool int64
+	dropFull bool // WhenFull is DropOldestShipped
+	shipping bool
+
+	// ctx is canceled by Close: it stops the maintainer and the
+	// compactions of Prune and dropShipped.
+	ctx       context.Context
+	cancel    context.CancelFunc
+	kick      chan struct{} // wakes the maintainer (capacity 1)
+	maintDone chan struct{} // closed when the maintainer has returned
+	// pruneMu serializes the deletions (Prune, dropShipped), which move
+	// the anchor.
+	pruneMu sync.Mutex
+
+	spoolBytes atomic.Int64  // DiskSpaceUsage at the last refresh
+	full       atomic.Bool   // spoolBytes >= maxSpool > 0
+	shipped    atomic.Uint64 // the shipped position ("m/shipped")
+	pruned     atomic.Uint64 // records deleted by Prune since Open
+	dropped    atomic.Uint64 // records deleted by dropShipped since Open
 
 	queue   chan *pending
 	stopped chan struct{} // closed when the committer has returned
@@ -162,26 +191,38 @@ func open(dir string, opts Options, fs vfs.FS) (*Log, error) {
 	if now == nil {
 		now = time.Now
 	}
-	db, err := pebble.Open(dir, &pebble.Options{FS: fs, Logger: pebblelog.New(log, "auditlog")})
+	popts := &pebble.Options{FS: fs, Logger: pebblelog.New(log, "auditlog")}
+	if opts.pebble != nil {
+		opts.pebble(popts)
+	}
+	db, err := pebble.Open(dir, popts)
 	if err != nil {
 		return nil, fmt.Errorf("auditlog: cannot open spool in %s: %w", dir, err)
 	}
 	l := &Log{
-		db:       db,
-		log:      log,
-		now:      now,
-		sync:     opts.Durability == Sync,
-		maxSpool: opts.MaxSpool,
-		queue:    make(chan *pending, cmp.Or(opts.queueLen, queueLen)),
-		stopped:  make(chan struct{}),
+		db:        db,
+		log:       log,
+		now:       now,
+		sync:      opts.Durability == Sync,
+		maxSpool:  opts.MaxSpool,
+		dropFull:  opts.WhenFull == DropOldestShipped,
+		shipping:  opts.Shipping,
+		queue:     make(chan *pending, cmp.Or(opts.queueLen, queueLen)),
+		stopped:   make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+		maintDone: make(chan struct{}),
 	}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.pool.New = func() any { return &pending{done: make(chan error, 1), body: make([]byte, 0, 1024)} }
 	if err := l.load(opts.NodeID); err != nil {
 		db.Close()
 		return nil, err
 	}
 	l.next = l.headSeq
+	l.refreshSize() // Full is right from the start
 	go l.commitLoop(opts.hold)
+	l.wake() // with DropOldestShipped, a spool opened full makes room
+	go l.maintain()
 	return l, nil
 }
 
@@ -206,16 +247,42 @@ func (l *Log) load(node string) error {
 			return fmt.Errorf("auditlog: cannot store node id: %w", err)
 		}
 	}
-	last, ok, err := l.get(keyLast)
-	if err != nil || !ok {
+	shipped, ok, err := l.get(keyShipped)
+	if err != nil {
 		return err
 	}
-	if len(last) != 8+len(Hash{}) {
-		return fmt.Errorf("auditlog: chain head of %d bytes: want 40", len(last))
+	if ok && len(shipped) != 8 {
+		return fmt.Errorf("auditlog: shipped position of %d bytes: want 8", len(shipped))
 	}
-	l.headSeq = binary.BigEndian.Uint64(last)
-	copy(l.headHash[:], last[8:])
-	return nil
+	if ok {
+		l.shipped.Store(binary.BigEndian.Uint64(shipped))
+	}
+	l.headSeq, l.headHash, _, err = getSeqHash(l.db, keyLast)
+	return err
+}
+
+// getSeqHash reads a meta key holding seq (8 bytes, big-endian) || hash.
+func getSeqHash(r pebble.Reader, key []byte) (seq uint64, hash Hash, ok bool, err error) {
+	v, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, Hash{}, false, nil
+	}
+	if err != nil {
+		return 0, Hash{}, false, fmt.Errorf("auditlog: cannot read %s: %w", key, err)
+	}
+	defer closer.Close()
+	if len(v) != 8+len(Hash{}) {
+		return 0, Hash{}, false, fmt.Errorf("auditlog: %s of %d bytes: want 40", key, len(v))
+	}
+	copy(hash[:], v[8:])
+	return binary.BigEndian.Uint64(v), hash, true, nil
+}
+
+// seqHash encodes seq and hash as getSeqHash reads them.
+func seqHash(seq uint64, hash *Hash) []byte {
+	v := make([]byte, 8, 8+len(hash))
+	binary.BigEndian.PutUint64(v, seq)
+	return append(v, hash[:]...)
 }
 
 func (l *Log) get(key []byte) ([]byte, bool, error) {
@@ -455,6 +522,7 @@ func (l *Log) syncLoop(applied <-chan *inflight, free chan<- *inflight, done cha
 			l.headMu.Unlock()
 			l.batches.Add(1)
 			l.records.Add(uint64(len(f.batch)))
+			l.wake()
 		}
 		for i, p := range f.batch {
 			if p.wait {
@@ -496,15 +564,34 @@ func (l *Log) Last() (seq uint64, hash Hash) {
 	return l.headSeq, l.headHash
 }
 
-// Stats are counters since Open, for metrics.
+// Stats are the Log's gauges and its counters since Open, for /metrics
+// and /readyz. Reading them takes no lock and no I/O.
 type Stats struct {
 	Records uint64 // records committed
 	Batches uint64 // Pebble batches committed (in sync mode, fsyncs)
+	Head    uint64 // the seq of the last record (Last)
+	// Shipped is the shipped position stored in the spool: the last
+	// record the receiver acknowledged (0 when none was).
+	Shipped    uint64
+	SpoolBytes int64  // disk space of the spool, refreshed at most every 100 ms
+	Full       bool   // SpoolBytes has reached MaxSpool (Full)
+	Pruned     uint64 // records deleted by Prune
+	Dropped    uint64 // shipped records deleted to make room (DropOldestShipped)
 }
 
-// Stats returns the Log's counters.
+// Stats returns the Log's gauges and counters.
 func (l *Log) Stats() Stats {
-	return Stats{Records: l.records.Load(), Batches: l.batches.Load()}
+	head, _ := l.Last()
+	return Stats{
+		Records:    l.records.Load(),
+		Batches:    l.batches.Load(),
+		Head:       head,
+		Shipped:    l.shipped.Load(),
+		SpoolBytes: l.spoolBytes.Load(),
+		Full:       l.full.Load(),
+		Pruned:     l.pruned.Load(),
+		Dropped:    l.dropped.Load(),
+	}
 }
 
 // Close writes the queued records, stops the committer, syncs (in Async
@@ -519,6 +606,8 @@ func (l *Log) Close() error {
 	close(l.queue)
 	l.mu.Unlock()
 	<-l.stopped
+	l.cancel()
+	<-l.maintDone
 
 	l.dbMu.Lock()
 	defer l.dbMu.Unlock()
@@ -546,8 +635,13 @@ func (l *Log) ScanJSON(from uint64, fn func(seq uint64, line []byte) bool) error
 	if l.dbClosed {
 		return ErrClosed
 	}
+	return scanJSON(l.db, from, fn)
+}
+
+// scanJSON is ScanJSON on r (the database or a snapshot of it).
+func scanJSON(r pebble.Reader, from uint64, fn func(seq uint64, line []byte) bool) error {
 	var lower [9]byte
-	it, err := l.db.NewIter(&pebble.IterOptions{
+	it, err := r.NewIter(&pebble.IterOptions{
 		LowerBound: recordKey(&lower, from),
 		UpperBound: []byte{recordPrefix + 1},
 	})
@@ -600,13 +694,30 @@ func (l *Log) Scan(from uint64, fn func(*Record) bool) error {
 // Verify walks the spool and returns a *ChainError for the first break of
 // the chain (doc.go): a missing or misplaced seq, a prev_hash that is not
 // the previous record's hash, a record whose hash does not match its
-// content, or a head (Last) that the records do not reach. The oldest
-// record present anchors the chain. Other errors are I/O errors.
+// content, or a head (Last) that the records do not reach. The chain is
+// anchored at the anchor that retention leaves (the last record deleted),
+// or, when nothing was deleted, at the start (seq 1 with no prev_hash), so
+// a record deleted from the front is found too. Other errors are I/O
+// errors.
 func (l *Log) Verify() error {
 	headSeq, headHash := l.Last()
+	l.dbMu.RLock()
+	defer l.dbMu.RUnlock()
+	if l.dbClosed {
+		return ErrClosed
+	}
+	// One snapshot: the anchor and the records after it, as Prune left
+	// them together.
+	snap := l.db.NewSnapshot()
+	defer snap.Close()
 	var v Verifier
+	aseq, ahash, _, err := getSeqHash(snap, keyAnchor)
+	if err != nil {
+		return err
+	}
+	v.Anchor(aseq, ahash)
 	var verr error
-	err := l.ScanJSON(0, func(seq uint64, line []byte) bool {
+	err = scanJSON(snap, 0, func(seq uint64, line []byte) bool {
 		if verr = v.Next(line); verr != nil {
 			return false
 		}
@@ -622,7 +733,7 @@ func (l *Log) Verify() error {
 	if verr != nil {
 		return verr
 	}
-	if seq, hash := v.Last(); seq < headSeq && v.started {
+	if seq, hash := v.Last(); seq < headSeq {
 		return &ChainError{Seq: headSeq, Kind: BreakSeqGap, Want: seq + 1}
 	} else if seq == headSeq && hash != headHash {
 		return &ChainError{Seq: seq, Kind: BreakHash}
@@ -630,8 +741,9 @@ func (l *Log) Verify() error {
 	return nil
 }
 
-// SpoolBytes returns the disk space the spool uses, from Pebble's metrics
-// (live and obsolete files).
+// SpoolBytes returns the disk space the spool uses now, from Pebble's
+// metrics (live and obsolete files). Stats has the value of the last
+// refresh, without the cost.
 func (l *Log) SpoolBytes() (int64, error) {
 	l.dbMu.RLock()
 	defer l.dbMu.RUnlock()
@@ -639,10 +751,4 @@ func (l *Log) SpoolBytes() (int64, error) {
 		return 0, ErrClosed
 	}
 	return int64(l.db.Metrics().DiskSpaceUsage()), nil
-}
-
-// Full reports whether the spool has reached Options.MaxSpool.
-func (l *Log) Full() bool {
-	n, err := l.SpoolBytes()
-	return l.maxSpool > 0 && err == nil && n >= l.maxSpool
 }

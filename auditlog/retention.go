@@ -1,0 +1,313 @@
+package auditlog
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// WhenFull is what the Log does when the spool reaches Options.MaxSpool
+// (audit.when_full).
+type WhenFull int
+
+const (
+	// Reject: nothing; Full reports true and the caller refuses new tool
+	// calls (503, fail closed) until retention or shipping frees space.
+	Reject WhenFull = iota
+	// DropOldestShipped: the Log deletes the oldest shipped records,
+	// whatever their age, until the spool is under MaxSpool again, and
+	// compacts them away. Full stays true while nothing shipped is left
+	// to delete.
+	DropOldestShipped
+)
+
+func (w WhenFull) String() string {
+	if w == DropOldestShipped {
+		return "drop_oldest_shipped"
+	}
+	return "reject"
+}
+
+const (
+	// refreshEvery bounds how often the maintainer reads Pebble's metrics.
+	refreshEvery = 100 * time.Millisecond
+	// dropTarget is the fill, in percent of MaxSpool, that DropOldestShipped
+	// frees down to, so that it does not run again at the next batch.
+	dropTarget = 90
+)
+
+// Full reports whether the spool has reached Options.MaxSpool, as of the
+// last refresh: the maintainer reads Pebble's metrics after batches are
+// written and after deletions (at most every 100 ms), and every 100 ms
+// while the spool is full. It is one atomic
+// load, for the proxy to call on every tools/call.
+func (l *Log) Full() bool { return l.full.Load() }
+
+// wake asks the maintainer for a refresh, without waiting.
+func (l *Log) wake() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// maintain is the maintainer, a goroutine owned by the Log and stopped by
+// Close: when woken (after batches and deletions), and every 100 ms while
+// the spool is full, it refreshes the spool size and Full, and with
+// DropOldestShipped makes room.
+func (l *Log) maintain() {
+	defer close(l.maintDone)
+	t := time.NewTimer(refreshEvery)
+	for {
+		if !l.full.Load() {
+			select {
+			case <-l.kick:
+			case <-l.ctx.Done():
+				return
+			}
+		}
+		settled := l.refreshSize()
+		// Drop only once the files of the last deletion are gone: until
+		// then the size overstates what the records take.
+		if l.dropFull && settled && l.full.Load() {
+			l.dropShipped()
+		}
+		t.Reset(refreshEvery)
+		select {
+		case <-t.C:
+		case <-l.ctx.Done():
+			return
+		}
+	}
+}
+
+// refreshSize reads the spool's disk usage into spoolBytes and full. It
+// reports whether the usage is settled: no compaction running, no
+// obsolete file waiting for deletion.
+func (l *Log) refreshSize() (settled bool) {
+	l.dbMu.RLock()
+	defer l.dbMu.RUnlock()
+	if l.dbClosed {
+		return false
+	}
+	m := l.db.Metrics()
+	l.setSize(int64(m.DiskSpaceUsage()))
+	return m.Compact.InProgressBytes == 0 && m.Table.Local.ObsoleteSize == 0 && m.Table.Local.ZombieSize == 0 &&
+		m.BlobFiles.Local.ObsoleteSize == 0 && m.BlobFiles.Local.ZombieSize == 0
+}
+
+func (l *Log) setSize(n int64) {
+	l.spoolBytes.Store(n)
+	l.full.Store(l.maxSpool > 0 && n >= l.maxSpool)
+}
+
+// shippedLimit returns the last record that deletions may take: the
+// shipped position, or with shipping off the head (every record counts as
+// shipped).
+func (l *Log) shippedLimit() uint64 {
+	if l.shipping {
+		return l.shipped.Load()
+	}
+	seq, _ := l.Last()
+	return seq
+}
+
+// markShipped durably moves the shipped position to seq.
+func (l *Log) markShipped(seq uint64) error {
+	l.dbMu.RLock()
+	defer l.dbMu.RUnlock()
+	if l.dbClosed {
+		return ErrClosed
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], seq)
+	if err := l.db.Set(keyShipped, v[:], pebble.Sync); err != nil {
+		return fmt.Errorf("cannot store the shipped position: %w", err)
+	}
+	l.shipped.Store(seq)
+	if l.dropFull && l.full.Load() {
+		l.wake() // there may be something to drop now
+	}
+	return nil
+}
+
+// Prune deletes the records older than before that are shipped (with
+// shipping off, every record counts as shipped): the longest prefix of the
+// spool whose records all qualify, so that the chain keeps no hole. It
+// records the last deleted record as the chain's anchor (Verify checks the
+// first remaining record against it), compacts the deleted range so that
+// the disk space is freed, and returns how many records it deleted.
+func (l *Log) Prune(before time.Time) (int, error) {
+	limit := l.shippedLimit()
+	n, err := l.deletePrefix(func(seq uint64, line []byte) bool {
+		if seq > limit {
+			return false
+		}
+		t, ok := recordTime(line)
+		return ok && t.Before(before)
+	})
+	l.pruned.Add(uint64(n))
+	return n, err
+}
+
+// RunRetention prunes the records older than retention every interval
+// (and once at the start) until ctx ends; it returns nil then. Errors are
+// logged, and the next round tries again. The caller owns the goroutine.
+func (l *Log) RunRetention(ctx context.Context, retention, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := l.Prune(l.now().Add(-retention))
+		switch {
+		case errors.Is(err, ErrClosed):
+			return err
+		case err != nil:
+			l.log.Error("audit retention failed", "err", err)
+		case n > 0:
+			l.log.Info("audit retention deleted records", "records", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// dropShipped deletes the oldest shipped records to bring the spool under
+// dropTarget percent of MaxSpool.
+func (l *Log) dropShipped() {
+	used := l.spoolBytes.Load()
+	excess := used - l.maxSpool*dropTarget/100
+	if excess <= 0 || used <= 0 {
+		return
+	}
+	limit := l.shippedLimit()
+	head, _ := l.Last()
+	first, err := l.firstSeq()
+	if err != nil || first == 0 || first > limit {
+		return
+	}
+	// Records take the spool's space in proportion to their number, near
+	// enough: what the estimate misses (write-ahead log, overheads), the
+	// next round takes.
+	present := head - first + 1
+	want := max(1, uint64(float64(present)*float64(excess)/float64(used)+0.5))
+	last := min(limit, first+want-1)
+	n, err := l.deletePrefix(func(seq uint64, _ []byte) bool { return seq <= last })
+	if err != nil {
+		l.log.Error("cannot drop shipped records from a full spool", "err", err)
+		return
+	}
+	if n > 0 {
+		l.dropped.Add(uint64(n))
+		l.log.Warn("audit spool full: dropped the oldest shipped records", "records", n, "through_seq", last)
+	}
+}
+
+// firstSeq returns the oldest record present, or 0 for none.
+func (l *Log) firstSeq() (uint64, error) {
+	var first uint64
+	err := l.ScanJSON(0, func(seq uint64, _ []byte) bool { first = seq; return false })
+	return first, err
+}
+
+// deletePrefix deletes the records from the oldest present on while del
+// says so, with the anchor moved to the last of them in the same batch,
+// then compacts them away and refreshes the spool size.
+func (l *Log) deletePrefix(del func(seq uint64, line []byte) bool) (int, error) {
+	l.pruneMu.Lock()
+	defer l.pruneMu.Unlock()
+	l.dbMu.RLock()
+	defer l.dbMu.RUnlock()
+	if l.dbClosed {
+		return 0, ErrClosed
+	}
+	var (
+		n       int
+		last    uint64
+		lastH   Hash
+		badLine bool
+	)
+	err := scanJSON(l.db, 0, func(seq uint64, line []byte) bool {
+		if !del(seq, line) {
+			return false
+		}
+		h, ok := recordHash(line)
+		if !ok {
+			badLine = true
+			return false
+		}
+		n, last, lastH = n+1, seq, h
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	if badLine {
+		// Deleting past a record we cannot read would hide it.
+		l.log.Error("audit spool: a malformed record stops deletion; run verify", "after_seq", last)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	var lo, hi [9]byte
+	b := l.db.NewBatch()
+	defer b.Close()
+	if err := b.DeleteRange(recordKey(&lo, 0), recordKey(&hi, last+1), nil); err != nil {
+		return 0, fmt.Errorf("auditlog: cannot delete records: %w", err)
+	}
+	if err := b.Set(keyAnchor, seqHash(last, &lastH), nil); err != nil {
+		return 0, fmt.Errorf("auditlog: cannot delete records: %w", err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return 0, fmt.Errorf("auditlog: cannot delete records: %w", err)
+	}
+	// Deleted keys take space until a compaction drops them.
+	if err := l.db.Compact(l.ctx, recordKey(&lo, 0), recordKey(&hi, last+1), false); err != nil && l.ctx.Err() == nil {
+		l.log.Warn("cannot compact deleted audit records", "err", err)
+	}
+	l.wake() // the maintainer refreshes the size (and Full)
+	return n, nil
+}
+
+// recordTime returns the time member of a stored record. The members
+// before it (id, seq, prev_hash, hash) hold no quote, so the first
+// `"time":"` is the member.
+func recordTime(line []byte) (time.Time, bool) {
+	const member = `,"time":"`
+	i := bytes.Index(line, []byte(member))
+	if i < 0 {
+		return time.Time{}, false
+	}
+	rest := line[i+len(member):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(rest[:j]))
+	return t, err == nil
+}
+
+// recordHash returns the hash member of a stored record.
+func recordHash(line []byte) (Hash, bool) {
+	return hexMember(line, hashMember)
+}
+
+// hexMember decodes the 64 hex digits after the first occurrence of
+// member, which must come before any string member that could hold it.
+func hexMember(line []byte, member string) (Hash, bool) {
+	var h Hash
+	i := bytes.Index(line, []byte(member))
+	if i < 0 || len(line) < i+len(member)+2*len(h) {
+		return h, false
+	}
+	_, err := hex.Decode(h[:], line[i+len(member):i+len(member)+2*len(h)])
+	return h, err == nil
+}
