@@ -12,6 +12,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/mcpgw/mcpgw/auditlog"
 	"github.com/mcpgw/mcpgw/identity"
 	"github.com/mcpgw/mcpgw/policycache"
 )
@@ -38,7 +39,7 @@ func startCannedBackend(b *testing.B) string {
 	return "http://" + ln.Addr().String() + "/mcp"
 }
 
-func startBenchGateway(b *testing.B, upstream string) string {
+func startBenchGateway(b *testing.B, upstream string, audit *auditlog.Log) string {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -47,7 +48,7 @@ func startBenchGateway(b *testing.B, upstream string) string {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	codec, _ := identity.NewSessionCodec(key)
-	srv, _ := New(Options{Sessions: codec, Loopback: true})
+	srv, _ := New(Options{Sessions: codec, Loopback: true, Audit: audit})
 	pol, err := policycache.Compile([]policycache.AppSpec{{Name: "app", Rules: []policycache.RuleSpec{
 		{Name: "readers", Groups: []string{"engineers"}, Tools: []string{"list_.*", "get_.*", "echo"}, DenyTools: []string{"get_secret.*"}},
 	}}}, policycache.Options{})
@@ -120,5 +121,21 @@ func BenchmarkToolsCallDirect(b *testing.B) {
 // BenchmarkToolsCallGateway is the same exchange through the gateway:
 // authentication, scan, decision, forward, relay.
 func BenchmarkToolsCallGateway(b *testing.B) {
-	benchPost(b, startBenchGateway(b, startCannedBackend(b)), toolsCall2KiB())
+	benchPost(b, startBenchGateway(b, startCannedBackend(b), nil), toolsCall2KiB())
+}
+
+// BenchmarkToolsCallGatewayAudit adds the audit spool: each call's request
+// record (durable before forward in sync mode, with group commit) and its
+// outcome record.
+func BenchmarkToolsCallGatewayAudit(b *testing.B) {
+	for _, d := range []auditlog.Durability{auditlog.Sync, auditlog.Async} {
+		b.Run(d.String(), func(b *testing.B) {
+			l, err := auditlog.Open(b.TempDir(), auditlog.Options{Durability: d})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = l.Close() })
+			benchPost(b, startBenchGateway(b, startCannedBackend(b), l), toolsCall2KiB())
+		})
+	}
 }

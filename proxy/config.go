@@ -37,6 +37,8 @@ type Snapshot struct {
 	UpstreamTimeout time.Duration
 	// KeepAlive is the interval of ":" comments on idle SSE streams.
 	KeepAlive time.Duration
+	// Audit says what audit records hold (with Options.Audit set).
+	Audit AuditPolicy
 }
 
 // Application is one fronted MCP server.

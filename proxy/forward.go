@@ -22,7 +22,7 @@ func (s *Server) forwardPost(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p
 	req, ok := r.appendUpstreamRequest(ex.req[:0], r.postHead, &ex.hdr, &ctx.Request.Header, sess.UpstreamID, body, true)
 	ex.req = req
 	if !ok {
-		writeRPCError(ctx, fasthttp.StatusBadRequest, firstID(ex), jsonrpc.InvalidRequest, msgBadHeader)
+		s.failPending(ctx, ex, fasthttp.StatusBadRequest, jsonrpc.InvalidRequest, msgBadHeader)
 		return
 	}
 	resp := acquireUpResponse()
@@ -38,7 +38,7 @@ func (s *Server) forwardPost(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p
 		// Never relay the upstream's challenge: its resource_metadata
 		// points at the upstream (MCP-REQUIREMENTS.md 4.5.2).
 		releaseUpResponse(resp)
-		writeRPCError(ctx, fasthttp.StatusBadGateway, firstID(ex), codeUpstream, msgUpstreamAuth)
+		s.failPending(ctx, ex, fasthttp.StatusBadGateway, codeUpstream, msgUpstreamAuth)
 		return
 	case len(ex.pending) == 0 && status >= 200 && status < 300:
 		// Notifications and client responses get exactly 202
@@ -47,6 +47,7 @@ func (s *Server) forwardPost(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p
 		ctx.SetStatusCode(fasthttp.StatusAccepted)
 		return
 	case status == fasthttp.StatusOK && isMediaType(ct, "text/event-stream"):
+		ex.relayed = len(ex.pending) > 0
 		if len(ex.pending) == 1 && ex.pending[0].init {
 			s.relayInitStream(ctx, r, ex, p, resp)
 			return
@@ -70,31 +71,32 @@ func (s *Server) forwardPost(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p
 func (s *Server) relayJSON(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p *identity.Principal, resp *upResponse, status int, b []byte, modern bool) {
 	if len(b) == 0 {
 		if status >= 400 {
-			writeRPCError(ctx, status, firstID(ex), codeUpstream, "Upstream error: HTTP "+fasthttp.StatusMessage(status))
+			s.failPending(ctx, ex, status, codeUpstream, "Upstream error: HTTP "+fasthttp.StatusMessage(status))
 			return
 		}
-		writeRPCError(ctx, fasthttp.StatusBadGateway, firstID(ex), codeUpstream, msgUpstreamBad)
+		s.failPending(ctx, ex, fasthttp.StatusBadGateway, codeUpstream, msgUpstreamBad)
 		return
 	}
 	if !isMediaType(resp.Header.ContentType(), "application/json") {
 		// Only JSON and SSE are MCP answers; anything else cannot be
 		// read with certainty and is not passed on.
 		if status >= 400 {
-			writeRPCError(ctx, status, firstID(ex), codeUpstream, "Upstream error: HTTP "+fasthttp.StatusMessage(status))
+			s.failPending(ctx, ex, status, codeUpstream, "Upstream error: HTTP "+fasthttp.StatusMessage(status))
 			return
 		}
-		writeRPCError(ctx, fasthttp.StatusBadGateway, firstID(ex), codeUpstream, msgUpstreamBad)
+		s.failPending(ctx, ex, fasthttp.StatusBadGateway, codeUpstream, msgUpstreamBad)
 		return
 	}
 	out, ok := s.checkMessages(r, ex, b, modern)
 	if !ok {
-		writeRPCError(ctx, fasthttp.StatusBadGateway, firstID(ex), codeUpstream, msgUpstreamBad)
+		s.failPending(ctx, ex, fasthttp.StatusBadGateway, codeUpstream, msgUpstreamBad)
 		return
 	}
-	if len(ex.pending) == 1 && ex.pending[0].init && status == fasthttp.StatusOK {
-		if !s.mintSession(ctx, r, ex, p, resp) {
+	if len(ex.pending) == 1 && ex.pending[0].init {
+		if status == fasthttp.StatusOK && !s.mintSession(ctx, r, ex, p, resp) {
 			return
 		}
+		s.auditOutcome(&ex.scope, &ex.rec, &ex.pending[0], &ex.msg, 0, "", len(out), nil)
 	}
 	if allow := resp.Header.Peek("Allow"); len(allow) > 0 {
 		ctx.Response.Header.SetBytesV("Allow", allow)
@@ -144,23 +146,32 @@ func (s *Server) checkMessage(r *route, ex *exchange, b []byte, modern bool, dst
 	if err := ex.scan.Scan(b, m); err != nil {
 		return nil, false
 	}
-	if m.Kind != jsonrpc.KindResult {
-		return b, true
-	}
-	list := jsonrpc.ListNone
-	for i := range ex.pending {
-		if bytes.Equal(ex.pending[i].id, m.ID) {
-			list = ex.pending[i].list
-			break
+	var pc *pendingCall
+	if m.Kind == jsonrpc.KindResult || m.Kind == jsonrpc.KindError {
+		for i := range ex.pending {
+			if bytes.Equal(ex.pending[i].id, m.ID) {
+				pc = &ex.pending[i]
+				break
+			}
 		}
 	}
-	if list == jsonrpc.ListNone {
+	if pc == nil {
+		s.auditUpstream(&ex.scope, &ex.rec, ex.pending, m, len(b), "", ex.tmp[:0])
 		return b, true
 	}
-	ex.names = listFilter{policy: r.policy, subject: &ex.subject, kind: listPolicyKind(list)}
-	out, _, err := ex.filter.AppendFiltered(dst, b, list, &ex.names, jsonrpc.FilterOptions{PrivateCache: modern})
-	if err != nil {
-		return nil, false
+	out := b
+	ex.served.reset(false)
+	if m.Kind == jsonrpc.KindResult && pc.list != jsonrpc.ListNone {
+		ex.served.reset(s.audit != nil)
+		ex.names = listFilter{policy: r.policy, subject: &ex.subject, kind: listPolicyKind(pc.list), served: &ex.served}
+		var err error
+		if out, _, err = ex.filter.AppendFiltered(dst, b, pc.list, &ex.names, jsonrpc.FilterOptions{PrivateCache: modern}); err != nil {
+			return nil, false
+		}
+	}
+	if !pc.init {
+		// initialize is recorded once its session is minted.
+		s.auditOutcome(&ex.scope, &ex.rec, pc, m, 0, "", len(out), ex.served.json())
 	}
 	return out, true
 }
@@ -174,12 +185,12 @@ func (s *Server) mintSession(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p
 		return true // an initialize error creates no session
 	}
 	if len(m.ProtocolVersion) == 0 {
-		writeRPCError(ctx, fasthttp.StatusBadGateway, firstID(ex), codeUpstream, msgUpstreamBad)
+		s.failPending(ctx, ex, fasthttp.StatusBadGateway, codeUpstream, msgUpstreamBad)
 		return false
 	}
 	upstreamSID, ok := singleResponseHeader(&resp.Header, "Mcp-Session-Id")
 	if !ok {
-		writeRPCError(ctx, fasthttp.StatusBadGateway, firstID(ex), codeUpstream, msgUpstreamBad)
+		s.failPending(ctx, ex, fasthttp.StatusBadGateway, codeUpstream, msgUpstreamBad)
 		return false
 	}
 	id, err := s.sessions.Mint(&identity.Session{
@@ -189,10 +200,16 @@ func (s *Server) mintSession(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p
 		UpstreamID:      string(upstreamSID),
 	})
 	if err != nil {
-		writeRPCError(ctx, fasthttp.StatusBadGateway, firstID(ex), codeUpstream, msgUpstreamBad)
+		s.failPending(ctx, ex, fasthttp.StatusBadGateway, codeUpstream, msgUpstreamBad)
 		return false
 	}
 	ctx.Response.Header.Set("Mcp-Session-Id", id)
+	if s.audit != nil {
+		sid := auditSessionID([]byte(id))
+		ex.scope.version = append(ex.scope.version[:0], m.ProtocolVersion...)
+		s.auditSession(&ex.scope, sid, true, &ex.client, "")
+		ex.pending[0].session = sid
+	}
 	return true
 }
 
@@ -205,6 +222,13 @@ func singleResponseHeader(h *fasthttp.ResponseHeader, name string) ([]byte, bool
 		return all[0], true
 	}
 	return nil, false
+}
+
+// failPending answers the pending request (if one) with the gateway's
+// error and records that no answer came for the pending calls.
+func (s *Server) failPending(ctx *fasthttp.RequestCtx, ex *exchange, status, code int, msg string) {
+	s.auditUnanswered(ex, code, msg)
+	writeRPCError(ctx, status, firstID(ex), code, msg)
 }
 
 func firstID(ex *exchange) []byte {
@@ -225,7 +249,7 @@ func (s *Server) writeUpstreamError(ctx *fasthttp.RequestCtx, ex *exchange, err 
 		msg = msgUpstreamBad
 	}
 	s.upstreamFailures.note(s.log, err)
-	writeRPCError(ctx, status, firstID(ex), codeUpstream, msg)
+	s.failPending(ctx, ex, status, codeUpstream, msg)
 }
 
 // failureLog logs upstream failures at most once a second, each line

@@ -142,6 +142,13 @@ func startGateway(t *testing.T, apps ...appDef) *gateway {
 // snapshot (per application too) before the gateway serves it.
 func startGatewayWith(t *testing.T, edit func(*Snapshot), apps ...appDef) *gateway {
 	t.Helper()
+	return startGatewayOpts(t, Options{}, edit, apps...)
+}
+
+// startGatewayOpts is startGatewayWith with Server options (the session
+// codec and Loopback are set here).
+func startGatewayOpts(t *testing.T, opts Options, edit func(*Snapshot), apps ...appDef) *gateway {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +160,8 @@ func startGatewayWith(t *testing.T, edit func(*Snapshot), apps ...appDef) *gatew
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Options{Sessions: codec, Loopback: true})
+	opts.Sessions, opts.Loopback = codec, true
+	srv, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

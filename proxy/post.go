@@ -3,9 +3,11 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/mcpgw/mcpgw/auditlog"
 	"github.com/mcpgw/mcpgw/identity"
 	"github.com/mcpgw/mcpgw/jsonrpc"
 	"github.com/mcpgw/mcpgw/policycache"
@@ -25,19 +27,22 @@ const supportedVersionsPrefix = `{"supported":["2026-07-28","2025-11-25","2025-0
 // servePost handles one client→server message (or a 2025-03-26 batch).
 func (s *Server) servePost(ctx *fasthttp.RequestCtx, r *route, p *identity.Principal, rh *reqHeaders) {
 	if !isMediaType(ctx.Request.Header.ContentType(), "application/json") {
+		s.auditRefusal(ctx, r, p, msgContentType)
 		writeRPCError(ctx, fasthttp.StatusUnsupportedMediaType, nil, jsonrpc.InvalidRequest, msgContentType)
 		return
 	}
 	sid, ok1 := rh.single(hdrSessionID, rh.sessionID)
 	hdrVersion, ok2 := rh.single(hdrProtocolVersion, rh.protocolVersion)
 	if !ok1 || !ok2 {
+		s.auditRefusal(ctx, r, p, msgAmbiguousHeaders)
 		writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgAmbiguousHeaders)
 		return
 	}
 
 	var sess identity.Session
+	var auditSess string
 	hasSession := len(sid) > 0
-	if hasSession && !s.openSession(ctx, r, p, sid, &sess) {
+	if hasSession && !s.openSession(ctx, r, p, sid, &sess, &auditSess) {
 		return
 	}
 	if hasSession && len(hdrVersion) > 0 && !isLegacyVersion(hdrVersion) {
@@ -46,6 +51,7 @@ func (s *Server) servePost(ctx *fasthttp.RequestCtx, r *route, p *identity.Princ
 		// tolerated, as SDK servers do (the conformance suite sends
 		// 2025-03-26 inside 2025-11-25 sessions): everything the gateway
 		// decides by version uses the one bound into the session id.
+		s.auditRefusal(ctx, r, p, msgVersionMismatch)
 		writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgVersionMismatch)
 		return
 	}
@@ -54,11 +60,17 @@ func (s *Server) servePost(ctx *fasthttp.RequestCtx, r *route, p *identity.Princ
 	defer releaseExchange(ex)
 	ex.subject = subjectOf(p)
 	ex.hdr = *rh
+	if s.audit != nil {
+		ex.start = time.Now()
+		ex.scope.set(ctx, r, p, auditSess)
+		ex.scope.version = append(ex.scope.version, sess.ProtocolVersion...)
+	}
 
 	body := ctx.PostBody()
 	if jsonrpc.IsBatch(body) {
 		// Batches only exist in 2025-03-26 (MCP-REQUIREMENTS.md 2.2).
 		if !hasSession || sess.ProtocolVersion != version20250326 {
+			s.auditRefusal(ctx, r, p, msgBatchRefused)
 			writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgBatchRefused)
 			return
 		}
@@ -68,22 +80,39 @@ func (s *Server) servePost(ctx *fasthttp.RequestCtx, r *route, p *identity.Princ
 
 	m := &ex.msg
 	if err := ex.scan.Scan(body, m); err != nil {
+		s.auditRefusal(ctx, r, p, msgParse+": "+err.Error())
 		writeScanError(ctx, err)
 		return
 	}
 
 	modern := !hasSession && isModernRequest(m, hdrVersion)
-	if modern && !s.validateModern(ctx, m, rh) {
-		return
+	if modern {
+		ex.scope.version = append(ex.scope.version[:0], m.MetaProtocolVersion...)
+		if !s.validateModern(ctx, m, rh) {
+			s.auditClient(r, ex, m, &verdict{decision: auditlog.DecisionRefused, code: jsonrpc.InvalidRequest, reason: msgModernChecks}, len(body), false)
+			return
+		}
 	}
-	if bytes.Equal(m.Method, []byte("initialize")) && hasSession {
-		writeRPCError(ctx, fasthttp.StatusBadRequest, m.ID, jsonrpc.InvalidRequest, "Invalid Request: initialize inside an existing session")
-		return
+	if bytes.Equal(m.Method, []byte("initialize")) {
+		if hasSession {
+			s.refuse(ctx, r, ex, m, len(body), fasthttp.StatusBadRequest, jsonrpc.InvalidRequest, "Invalid Request: initialize inside an existing session")
+			return
+		}
+		ex.client.name = append(ex.client.name[:0], m.ClientName...)
+		ex.client.version = append(ex.client.version[:0], m.ClientVersion...)
 	}
 
 	switch m.Kind {
 	case jsonrpc.KindRequest:
-		if v := s.authorize(r, ex, m, modern); v.refused() {
+		v := s.authorize(r, ex, m, modern)
+		if !v.refused() && r.audit.RejectWhenFull && s.audit != nil && bytes.Equal(m.Method, []byte("tools/call")) && s.audit.Full() {
+			// Fail closed: a call the gateway may not be able to
+			// record is not made; reads keep working.
+			v = verdict{code: codeAuditUnavailable, msg: msgAuditFull, status: fasthttp.StatusServiceUnavailable,
+				decision: auditlog.DecisionRefused, reason: msgAuditFull}
+		}
+		if v.refused() {
+			s.auditClient(r, ex, m, &v, len(body), false)
 			status := fasthttp.StatusOK
 			if v.status != 0 {
 				status = v.status
@@ -91,10 +120,18 @@ func (s *Server) servePost(ctx *fasthttp.RequestCtx, r *route, p *identity.Princ
 			writeRPCErrorData(ctx, status, m.ID, v.code, v.msg, v.data)
 			return
 		}
-		ex.addPending(m.ID, jsonrpc.ListKindOf(m.Method), bytes.Equal(m.Method, []byte("initialize")))
+		if !s.auditClient(r, ex, m, &v, len(body), true) {
+			writeRPCError(ctx, fasthttp.StatusServiceUnavailable, m.ID, codeAuditUnavailable, msgAuditDown)
+			return
+		}
+		ex.addPending(m)
 	case jsonrpc.KindNotification:
 		if !knownClientNotification(m.Method) {
-			writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, "Invalid Request: unknown notification")
+			s.refuse(ctx, r, ex, m, len(body), fasthttp.StatusBadRequest, jsonrpc.InvalidRequest, "Invalid Request: unknown notification")
+			return
+		}
+		if !s.auditClient(r, ex, m, &verdict{}, len(body), true) {
+			writeRPCError(ctx, fasthttp.StatusServiceUnavailable, nil, codeAuditUnavailable, msgAuditDown)
 			return
 		}
 	case jsonrpc.KindResult, jsonrpc.KindError:
@@ -102,14 +139,32 @@ func (s *Server) servePost(ctx *fasthttp.RequestCtx, r *route, p *identity.Princ
 		// elicitation, roots, ping) goes back to the issuing upstream
 		// session (MCP-REQUIREMENTS.md 1.2.8). The modern era has none.
 		if modern {
-			writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, "Invalid Request: responses are not accepted in 2026-07-28")
+			s.refuse(ctx, r, ex, m, len(body), fasthttp.StatusBadRequest, jsonrpc.InvalidRequest, "Invalid Request: responses are not accepted in 2026-07-28")
+			return
+		}
+		if !s.auditClient(r, ex, m, &verdict{}, len(body), true) {
+			writeRPCError(ctx, fasthttp.StatusServiceUnavailable, nil, codeAuditUnavailable, msgAuditDown)
 			return
 		}
 	default:
-		writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgInvalidRequest)
+		s.refuse(ctx, r, ex, m, len(body), fasthttp.StatusBadRequest, jsonrpc.InvalidRequest, msgInvalidRequest)
 		return
 	}
 	s.forwardPost(ctx, r, ex, p, &sess, body, modern)
+	if !ex.relayed {
+		s.auditUnanswered(ex, codeUpstream, msgNoAnswer)
+	}
+}
+
+// refuse records and answers a client message refused for its form (not by
+// policy). The error carries no id for notifications and responses.
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, r *route, ex *exchange, m *jsonrpc.Message, bytesIn, status, code int, msg string) {
+	s.auditClient(r, ex, m, &verdict{decision: auditlog.DecisionRefused, code: code, msg: msg}, bytesIn, false)
+	var id []byte
+	if m.Kind == jsonrpc.KindRequest {
+		id = m.ID
+	}
+	writeRPCError(ctx, status, id, code, msg)
 }
 
 // serveBatch checks every element of a 2025-03-26 batch on its own. If any
@@ -123,46 +178,55 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, r *route, ex *exchange, se
 		return
 	}
 	refused := false
+	verdicts := ex.verdicts[:0]
 	out := append(ex.out[:0], '[')
 	for i, el := range elems {
 		m := &ex.msg
 		if err := ex.scan.Scan(el, m); err != nil {
+			s.auditRefused(&ex.scope, &ex.rec, auditlog.ClientToServer, msgParse+": "+err.Error(), len(body))
 			writeScanError(ctx, err)
 			return
 		}
 		if bytes.Equal(m.Method, []byte("initialize")) {
 			// initialize MUST NOT be batched (MCP-REQUIREMENTS.md 2.2.1).
-			writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, "Invalid Request: initialize in a batch")
+			s.refuse(ctx, r, ex, m, len(el), fasthttp.StatusBadRequest, jsonrpc.InvalidRequest, "Invalid Request: initialize in a batch")
 			return
 		}
 		if i > 0 {
 			out = append(out, ',')
 		}
+		v := verdict{}
 		switch m.Kind {
 		case jsonrpc.KindRequest:
-			v := s.authorize(r, ex, m, false)
+			v = s.authorize(r, ex, m, false)
 			if v.refused() {
 				refused = true
 				out = jsonrpc.AppendError(out, m.ID, v.code, v.msg, v.data)
 			} else {
-				out = jsonrpc.AppendError(out, m.ID, jsonrpc.InvalidRequest, "Invalid Request: another element of this batch was refused", nil)
-				ex.addPending(m.ID, jsonrpc.ListKindOf(m.Method), false)
+				out = jsonrpc.AppendError(out, m.ID, jsonrpc.InvalidRequest, msgBatchElementRefused, nil)
+				ex.addPending(m)
 			}
 		case jsonrpc.KindNotification:
 			if !knownClientNotification(m.Method) {
-				writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, "Invalid Request: unknown notification")
+				s.refuse(ctx, r, ex, m, len(el), fasthttp.StatusBadRequest, jsonrpc.InvalidRequest, "Invalid Request: unknown notification")
 				return
 			}
 			out = out[:len(out)-boolToInt(i > 0)]
 		case jsonrpc.KindResult, jsonrpc.KindError:
 			out = out[:len(out)-boolToInt(i > 0)]
 		default:
-			writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgInvalidRequest)
+			s.refuse(ctx, r, ex, m, len(el), fasthttp.StatusBadRequest, jsonrpc.InvalidRequest, msgInvalidRequest)
 			return
 		}
+		verdicts = append(verdicts, v)
 	}
+	ex.verdicts = verdicts
 	out = append(out, ']')
 	ex.out = out
+	if !s.auditBatch(r, ex, elems, refused) {
+		writeRPCError(ctx, fasthttp.StatusServiceUnavailable, nil, codeAuditUnavailable, msgAuditDown)
+		return
+	}
 	if refused {
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		ctx.Response.Header.SetContentType("application/json")
@@ -171,6 +235,34 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, r *route, ex *exchange, se
 	}
 	ex.msg.Reset()
 	s.forwardPost(ctx, r, ex, nil, sess, body, false)
+	if !ex.relayed {
+		s.auditUnanswered(ex, codeUpstream, msgNoAnswer)
+	}
+}
+
+// auditBatch records each element of a batch with its verdict (the
+// elements are scanned again: the scanner holds one message at a time).
+// When one was refused, nothing is forwarded and the others are recorded
+// as refused for that reason. Otherwise the last record waits: the
+// records before it are then durable too.
+func (s *Server) auditBatch(r *route, ex *exchange, elems [][]byte, refused bool) bool {
+	if s.audit == nil {
+		return true
+	}
+	for i, el := range elems {
+		m := &ex.msg
+		if ex.scan.Scan(el, m) != nil {
+			panic("BUG: proxy: a batch element scanned once and not twice")
+		}
+		v := &ex.verdicts[i]
+		if refused && !v.refused() {
+			*v = verdict{code: jsonrpc.InvalidRequest, decision: auditlog.DecisionRefused, reason: msgBatchElementRefused}
+		}
+		if !s.auditClient(r, ex, m, v, len(el), !refused && i == len(elems)-1) {
+			return false
+		}
+	}
+	return true
 }
 
 func boolToInt(b bool) int {
@@ -180,12 +272,17 @@ func boolToInt(b bool) int {
 	return 0
 }
 
-// verdict is the outcome of authorizing one request.
+// verdict is the outcome of authorizing one request: the error to answer
+// (code 0: none) and what the audit record says of it.
 type verdict struct {
 	code   int
 	msg    string
 	data   []byte
 	status int
+
+	decision auditlog.Decision // "": allow
+	rule     string            // the rule that decided
+	reason   string
 }
 
 func (v verdict) refused() bool { return v.code != 0 }
@@ -196,7 +293,8 @@ func (s *Server) authorize(r *route, ex *exchange, m *jsonrpc.Message, modern bo
 	if modern && removedInModern(m.Method) {
 		// 2026-07-28 removed these; unknown methods get 404 + -32601
 		// (MCP-REQUIREMENTS.md 1.8.2, 3.4.5).
-		return verdict{code: jsonrpc.MethodNotFound, msg: "Method not found", status: fasthttp.StatusNotFound}
+		return verdict{code: jsonrpc.MethodNotFound, msg: "Method not found", status: fasthttp.StatusNotFound,
+			decision: auditlog.DecisionRefused, reason: "method removed in 2026-07-28"}
 	}
 	kind, checked := NameKind(m.Method)
 	if !checked {
@@ -210,7 +308,7 @@ func (s *Server) authorize(r *route, ex *exchange, m *jsonrpc.Message, modern bo
 			case "ref/resource":
 				kind = policycache.KindResource
 			default:
-				return verdict{code: jsonrpc.InvalidParams, msg: "Invalid params: unknown completion reference"}
+				return verdict{code: jsonrpc.InvalidParams, msg: "Invalid params: unknown completion reference", decision: auditlog.DecisionRefused}
 			}
 		case "subscriptions/listen":
 			return s.authorizeSubscriptions(r, ex, m, modern)
@@ -219,7 +317,7 @@ func (s *Server) authorize(r *route, ex *exchange, m *jsonrpc.Message, modern bo
 			"tasks/get", "tasks/result", "tasks/cancel", "tasks/list":
 			return verdict{}
 		default:
-			v := verdict{code: jsonrpc.MethodNotFound, msg: "Method not found"}
+			v := verdict{code: jsonrpc.MethodNotFound, msg: "Method not found", decision: auditlog.DecisionRefused, reason: "unknown method"}
 			if modern {
 				// 2026-07-28: unknown methods get 404 + -32601
 				// (MCP-REQUIREMENTS.md 1.8.2).
@@ -229,7 +327,7 @@ func (s *Server) authorize(r *route, ex *exchange, m *jsonrpc.Message, modern bo
 		}
 	}
 	if len(m.Name) == 0 {
-		return verdict{code: jsonrpc.InvalidParams, msg: "Invalid params: a name or uri is required"}
+		return verdict{code: jsonrpc.InvalidParams, msg: "Invalid params: a name or uri is required", decision: auditlog.DecisionRefused}
 	}
 	var args policycache.Args
 	if kind == policycache.KindTool {
@@ -237,13 +335,38 @@ func (s *Server) authorize(r *route, ex *exchange, m *jsonrpc.Message, modern bo
 		args = &ex.args
 	}
 	d := r.policy.Decide(&ex.subject, kind, m.Name, args)
+	var v verdict
 	switch d.Effect {
 	case policycache.Allow:
-		return verdict{}
+		v = verdict{decision: auditlog.DecisionAllow}
 	case policycache.NeedsApproval:
-		return verdict{code: codeApprovalRequired, msg: msgApproval}
+		v = verdict{code: codeApprovalRequired, msg: msgApproval, decision: auditlog.DecisionApprovalRequired}
+	default:
+		v = deniedVerdict(r, kind, m.Name, modern)
 	}
-	return deniedVerdict(r, kind, m.Name, modern)
+	v.rule, v.reason = d.Rule, d.Reason.String()
+	if d.Shadow {
+		// An audit-mode rule would have decided otherwise: recorded,
+		// never enforced (DESIGN.md "Policy semantics").
+		v.reason = shadowReason(d)
+	}
+	return v
+}
+
+// shadowReason is the audit reason of a decision an audit-mode rule would
+// have changed: "<reason>; audit-mode rule <rule> would <effect>".
+func shadowReason(d policycache.Decision) string {
+	return d.Reason.String() + "; audit-mode rule " + d.ShadowRule + " would " + shadowVerb(d.ShadowEffect)
+}
+
+func shadowVerb(e policycache.Effect) string {
+	switch e {
+	case policycache.Allow:
+		return "allow"
+	case policycache.NeedsApproval:
+		return "require approval"
+	}
+	return "deny"
 }
 
 // NameKind says which kind of name a method's params.name or params.uri is,
@@ -265,19 +388,21 @@ func NameKind(method []byte) (kind policycache.Kind, ok bool) {
 // deniedVerdict answers a denied name. Unless the application lists
 // everything, a denied name looks like one that does not exist.
 func deniedVerdict(r *route, kind policycache.Kind, name []byte, modern bool) verdict {
-	if r.visAll {
-		return verdict{code: codeAccessDenied, msg: msgDenied}
-	}
-	switch kind {
-	case policycache.KindPrompt:
-		return verdict{code: jsonrpc.InvalidParams, msg: "Unknown prompt: " + string(name)}
-	case policycache.KindResource:
-		if modern {
-			return verdict{code: jsonrpc.InvalidParams, msg: "Resource not found: " + string(name)}
+	v := verdict{code: jsonrpc.InvalidParams, decision: auditlog.DecisionDeny}
+	switch {
+	case r.visAll:
+		v.code, v.msg = codeAccessDenied, msgDenied
+	case kind == policycache.KindPrompt:
+		v.msg = "Unknown prompt: " + string(name)
+	case kind == policycache.KindResource:
+		if !modern {
+			v.code = -32002
 		}
-		return verdict{code: -32002, msg: "Resource not found: " + string(name)}
+		v.msg = "Resource not found: " + string(name)
+	default:
+		v.msg = "Unknown tool: " + string(name)
 	}
-	return verdict{code: jsonrpc.InvalidParams, msg: "Unknown tool: " + string(name)}
+	return v
 }
 
 // authorizeSubscriptions authorizes every resourceSubscriptions URI of
@@ -287,18 +412,21 @@ func (s *Server) authorizeSubscriptions(r *route, ex *exchange, m *jsonrpc.Messa
 		return verdict{}
 	}
 	var denied []byte
+	var d policycache.Decision
 	err := jsonrpc.EachString(m.Subscriptions, ex.tmp[:0], func(uri []byte) bool {
-		if r.policy.Decide(&ex.subject, policycache.KindResource, uri, nil).Effect != policycache.Allow {
+		if d = r.policy.Decide(&ex.subject, policycache.KindResource, uri, nil); d.Effect != policycache.Allow {
 			denied = append(denied[:0], uri...)
 			return false
 		}
 		return true
 	})
 	if err != nil {
-		return verdict{code: jsonrpc.InvalidParams, msg: "Invalid params: resourceSubscriptions must be an array of strings"}
+		return verdict{code: jsonrpc.InvalidParams, msg: "Invalid params: resourceSubscriptions must be an array of strings", decision: auditlog.DecisionRefused}
 	}
 	if denied != nil {
-		return deniedVerdict(r, policycache.KindResource, denied, modern)
+		v := deniedVerdict(r, policycache.KindResource, denied, modern)
+		v.rule, v.reason = d.Rule, d.Reason.String()+": "+string(denied)
+		return v
 	}
 	return verdict{}
 }

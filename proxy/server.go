@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/mcpgw/mcpgw/auditlog"
 	"github.com/mcpgw/mcpgw/identity"
 	"github.com/mcpgw/mcpgw/policycache"
 )
@@ -29,6 +30,9 @@ type Options struct {
 	Loopback bool
 	// TLS reports that clients reach the listener over TLS.
 	TLS bool
+	// Audit is the audit spool every message is recorded in (audit.go);
+	// nil records nothing.
+	Audit *auditlog.Log
 }
 
 // Server is the frontend: it routes, authenticates, inspects, decides and
@@ -43,6 +47,8 @@ type Server struct {
 	state atomic.Pointer[state]
 	ended *endedSessions
 
+	audit            *auditlog.Log
+	auditFailures    failureLog
 	upstreamFailures failureLog
 	srv              *fasthttp.Server
 
@@ -86,6 +92,7 @@ type route struct {
 	maxBody                       int
 	timeout                       time.Duration
 	keepAlive                     time.Duration
+	audit                         *AuditPolicy // the snapshot's
 }
 
 // New makes a Server; call Update before serving.
@@ -102,6 +109,7 @@ func New(opts Options) (*Server, error) {
 		sessions: opts.Sessions,
 		loopback: opts.Loopback,
 		tls:      opts.TLS,
+		audit:    opts.Audit,
 		ended:    newEndedSessions(1 << 16),
 		clients:  make(map[string]*upstreamClient),
 		streams:  make(map[*relay]struct{}),
@@ -167,6 +175,7 @@ func (s *Server) Update(snap *Snapshot) error {
 			maxBody:   snap.MaxBody,
 			timeout:   snap.UpstreamTimeout,
 			keepAlive: snap.KeepAlive,
+			audit:     &snap.Audit,
 		}
 		if r.path == "" {
 			r.path = "/"

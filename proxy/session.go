@@ -15,11 +15,16 @@ import (
 // openSession reads a client's session id. A forged id, one minted for
 // another user or application, or one that was ended, gets 404 as if it
 // never existed (MCP-REQUIREMENTS.md 1.5.3, 1.5.6).
-func (s *Server) openSession(ctx *fasthttp.RequestCtx, r *route, p *identity.Principal, sid []byte, sess *identity.Session) bool {
-	if s.opened.open(s.sessions, sid, sess) != nil || sess.User != p.User || sess.App != r.name || s.ended.has(sid) {
+//
+// *auditID is set to the session's id in audit records (auditSessionID).
+func (s *Server) openSession(ctx *fasthttp.RequestCtx, r *route, p *identity.Principal, sid []byte, sess *identity.Session, auditID *string) bool {
+	id, err := s.opened.open(s.sessions, sid, sess)
+	if err != nil || sess.User != p.User || sess.App != r.name || s.ended.has(sid) {
+		s.auditRefusal(ctx, r, p, msgSessionNotFound)
 		writeRPCError(ctx, fasthttp.StatusNotFound, nil, jsonrpc.InvalidRequest, msgSessionNotFound)
 		return false
 	}
+	*auditID = id
 	return true
 }
 
@@ -39,7 +44,8 @@ func (s *Server) serveGet(ctx *fasthttp.RequestCtx, r *route, p *identity.Princi
 		return
 	}
 	var sess identity.Session
-	if !s.openSession(ctx, r, p, sid, &sess) {
+	var auditID string
+	if !s.openSession(ctx, r, p, sid, &sess, &auditID) {
 		return
 	}
 	if sess.UpstreamID == "" {
@@ -64,6 +70,9 @@ func (s *Server) serveGet(ctx *fasthttp.RequestCtx, r *route, p *identity.Princi
 	status := resp.StatusCode()
 	if status == fasthttp.StatusOK && isMediaType(resp.Header.ContentType(), "text/event-stream") {
 		ex.subject = subjectOf(p)
+		if s.audit != nil {
+			ex.scope.set(ctx, r, p, auditID)
+		}
 		s.startRelay(ctx, r, ex, resp, &sess, false, true, true)
 		return
 	}
@@ -83,7 +92,8 @@ func (s *Server) serveDelete(ctx *fasthttp.RequestCtx, r *route, p *identity.Pri
 		return
 	}
 	var sess identity.Session
-	if !s.openSession(ctx, r, p, sid, &sess) {
+	var auditID string
+	if !s.openSession(ctx, r, p, sid, &sess, &auditID) {
 		return
 	}
 	ex := acquireExchange()
@@ -106,6 +116,10 @@ func (s *Server) serveDelete(ctx *fasthttp.RequestCtx, r *route, p *identity.Pri
 		releaseUpResponse(resp)
 	}
 	s.ended.add(sid)
+	if s.audit != nil {
+		ex.scope.set(ctx, r, p, auditID)
+		s.auditSession(&ex.scope, auditID, false, nil, "deleted by client")
+	}
 	if status >= 200 && status < 300 || status == fasthttp.StatusNotFound {
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
 		return
@@ -200,8 +214,14 @@ const (
 
 type sessionShard struct {
 	mu        sync.RWMutex // guards the maps
-	cur, prev map[string]*identity.Session
+	cur, prev map[string]*openedSession
 	_         [40]byte // keeps shards on separate cache lines
+}
+
+// openedSession is a remembered session and its audit id.
+type openedSession struct {
+	sess    identity.Session
+	auditID string
 }
 
 func (o *openedSessions) shard(sid []byte) *sessionShard {
@@ -209,10 +229,11 @@ func (o *openedSessions) shard(sid []byte) *sessionShard {
 	return &o.shards[sid[len(sid)-1]%sessionShards]
 }
 
-// open fills *sess for sid, from memory or through codec.
-func (o *openedSessions) open(codec *identity.SessionCodec, sid []byte, sess *identity.Session) error {
+// open fills *sess for sid, from memory or through codec, and returns the
+// session's audit id.
+func (o *openedSessions) open(codec *identity.SessionCodec, sid []byte, sess *identity.Session) (string, error) {
 	if len(sid) == 0 {
-		return identity.ErrBadSession
+		return "", identity.ErrBadSession
 	}
 	sh := o.shard(sid)
 	sh.mu.RLock()
@@ -224,24 +245,23 @@ func (o *openedSessions) open(codec *identity.SessionCodec, sid []byte, sess *id
 	}
 	sh.mu.RUnlock()
 	if ok && !old {
-		*sess = *got
-		return nil
+		*sess = got.sess
+		return got.auditID, nil
 	}
 	keep := got
 	if !ok {
 		if err := codec.Open(sid, sess); err != nil {
-			return err
+			return "", err
 		}
-		keep = new(identity.Session)
-		*keep = *sess
+		keep = &openedSession{sess: *sess, auditID: auditSessionID(sid)}
 	} else {
-		*sess = *got // a session still in use moves to the current generation
+		*sess = got.sess // a session still in use moves to the current generation
 	}
 	sh.mu.Lock()
 	if len(sh.cur) >= sessionShardSize || sh.cur == nil {
-		sh.prev, sh.cur = sh.cur, make(map[string]*identity.Session, sessionShardSize/4)
+		sh.prev, sh.cur = sh.cur, make(map[string]*openedSession, sessionShardSize/4)
 	}
 	sh.cur[string(sid)] = keep
 	sh.mu.Unlock()
-	return nil
+	return keep.auditID, nil
 }

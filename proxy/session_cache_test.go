@@ -26,24 +26,28 @@ func TestOpenedSessions(t *testing.T) {
 	sid := mint("alice@example.com")
 	for i := range 2 {
 		var s identity.Session
-		if err := o.open(codec, sid, &s); err != nil || s.User != "alice@example.com" || s.UpstreamID != "up-alice@example.com" {
+		id, err := o.open(codec, sid, &s)
+		if err != nil || s.User != "alice@example.com" || s.UpstreamID != "up-alice@example.com" {
 			t.Fatalf("open %d: got %+v, %v; want alice's session", i, s, err)
+		}
+		if want := auditSessionID(sid); id != want || len(id) != 24 {
+			t.Errorf("open %d: got audit id %q, want %q (24 hex digits)", i, id, want)
 		}
 	}
 	forged := append([]byte(nil), sid...)
 	forged[len(forged)/2] ^= 1
 	for i := range 2 {
 		var s identity.Session
-		if err := o.open(codec, forged, &s); err == nil {
+		if _, err := o.open(codec, forged, &s); err == nil {
 			t.Fatalf("open of a forged id %d: got %+v, want an error", i, s)
 		}
 	}
-	if err := o.open(codec, nil, new(identity.Session)); err == nil {
+	if _, err := o.open(codec, nil, new(identity.Session)); err == nil {
 		t.Error("open of an empty id: got no error")
 	}
 	if n := testing.AllocsPerRun(100, func() {
 		var s identity.Session
-		_ = o.open(codec, sid, &s)
+		_, _ = o.open(codec, sid, &s)
 	}); n != 0 {
 		t.Errorf("allocs of a remembered open: got %v, want 0", n)
 	}
@@ -53,11 +57,11 @@ func TestOpenedSessions(t *testing.T) {
 	sh := o.shard(sid)
 	for i := 0; i < 3*sessionShardSize*sessionShards; i++ {
 		other := mint("u" + strconv.Itoa(i))
-		if err := o.open(codec, other, new(identity.Session)); err != nil {
+		if _, err := o.open(codec, other, new(identity.Session)); err != nil {
 			t.Fatal(err)
 		}
 		if i%1000 == 0 {
-			if err := o.open(codec, sid, new(identity.Session)); err != nil {
+			if _, err := o.open(codec, sid, new(identity.Session)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -87,7 +91,7 @@ func BenchmarkOpenSession(b *testing.B) {
 		var s identity.Session
 		b.ReportAllocs()
 		for b.Loop() {
-			if err := o.open(codec, sid, &s); err != nil {
+			if _, err := o.open(codec, sid, &s); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/mcpgw/mcpgw/auditlog"
 	"github.com/mcpgw/mcpgw/identity"
 	"github.com/mcpgw/mcpgw/jsonrpc"
 	"github.com/mcpgw/mcpgw/policycache"
@@ -49,6 +50,11 @@ type relay struct {
 	keepAlive time.Duration
 	maxEvent  int
 
+	// Audit (audit.go).
+	scope  auditScope
+	rec    auditlog.Record
+	served servedNames
+
 	closeOnce sync.Once
 }
 
@@ -65,9 +71,15 @@ func (s *Server) startRelay(ctx *fasthttp.RequestCtx, r *route, ex *exchange, re
 	rl.s, rl.r, rl.resp = s, r, resp
 	rl.subject = ex.subject
 	rl.pending = rl.pending[:0]
-	for _, p := range ex.pending {
-		rl.pending = append(rl.pending, pendingCall{id: append([]byte(nil), p.id...), list: p.list})
+	for i := range ex.pending {
+		if len(rl.pending) < cap(rl.pending) {
+			rl.pending = rl.pending[:len(rl.pending)+1]
+		} else {
+			rl.pending = append(rl.pending, pendingCall{})
+		}
+		rl.pending[len(rl.pending)-1].copyFrom(&ex.pending[i])
 	}
+	rl.scope.copyFrom(&ex.scope)
 	rl.answered = 0
 	rl.modern, rl.listen = modern, listen
 	rl.priming = modern || sess.ProtocolVersion >= version20251125
@@ -118,6 +130,11 @@ func (rl *relay) release() {
 	releaseUpResponse(rl.resp)
 	rl.reader.Reset(nil)
 	rl.s, rl.r, rl.resp = nil, nil, nil
+	for i := range rl.pending {
+		rl.pending[i].reset()
+	}
+	rl.scope.reset()
+	rl.rec = auditlog.Record{}
 	rl.subject = policycache.Subject{}
 	rl.names = listFilter{}
 	rl.msg.Reset()
@@ -277,6 +294,13 @@ func (rl *relay) pump(send func(p []byte, flush bool) error, watch net.Conn) boo
 	g := gone
 	mu.Unlock()
 	ka.Stop()
+	for i := range rl.pending {
+		reason := msgNoAnswer
+		if readErr != nil && readErr != io.EOF {
+			reason = msgUpstreamDown
+		}
+		rl.s.auditOutcome(&rl.scope, &rl.rec, &rl.pending[i], nil, codeUpstream, reason, 0, nil)
+	}
 	if watcher != nil {
 		// fasthttp recycles the hijacked connection's wrapper once serve
 		// returns: the watcher must be out of it by then.
@@ -299,7 +323,7 @@ func appendChunk(dst, p []byte) []byte {
 }
 
 // process decides what to send for the current event: its exact bytes, a
-// rewritten event, or nothing.
+// rewritten event, or nothing. Every message is recorded (audit.go).
 func (rl *relay) process() []byte {
 	ev := &rl.ev
 	if ev.Comment || !ev.HasData {
@@ -316,46 +340,62 @@ func (rl *relay) process() []byte {
 	m := &rl.msg
 	if err := rl.scan.Scan(ev.Data, m); err != nil {
 		// Not readable with certainty: never passed on.
+		rl.s.auditRefused(&rl.scope, &rl.rec, auditlog.ServerToClient, msgParse+": "+err.Error(), len(ev.Data))
 		return nil
 	}
+	rl.served.reset(false)
+	out, pc, dropped := rl.decide(m)
+	if pc != nil {
+		rl.s.auditOutcome(&rl.scope, &rl.rec, pc, m, 0, "", len(out), rl.served.json())
+	} else {
+		rl.s.auditUpstream(&rl.scope, &rl.rec, rl.pending, m, len(out), dropped, rl.tmp[:0])
+	}
+	return out
+}
+
+// decide is process for a message that scanned: what to send, the call it
+// answers (nil: none of this stream's), and why it was dropped.
+func (rl *relay) decide(m *jsonrpc.Message) (out []byte, pc *pendingCall, dropped string) {
+	ev := &rl.ev
 	switch m.Kind {
 	case jsonrpc.KindResult, jsonrpc.KindError:
 		list := jsonrpc.ListNone
 		for i := range rl.pending {
 			if bytes.Equal(rl.pending[i].id, m.ID) {
-				list = rl.pending[i].list
+				pc = &rl.pending[i]
+				list = pc.list
 				rl.answered++
 				break
 			}
 		}
 		if m.Kind == jsonrpc.KindError {
-			return ev.Raw
+			return ev.Raw, pc, ""
 		}
 		if rl.listen {
 			// A response on a GET stream is a replay of another stream;
 			// its request is unknown here, so every list shape is
 			// filtered.
-			return rl.filterEvent(jsonrpc.ListTools, jsonrpc.ListPrompts, jsonrpc.ListResources, jsonrpc.ListResourceTemplates)
+			return rl.filterEvent(jsonrpc.ListTools, jsonrpc.ListPrompts, jsonrpc.ListResources, jsonrpc.ListResourceTemplates), pc, ""
 		}
 		if list != jsonrpc.ListNone {
-			return rl.filterEvent(list)
+			rl.served.reset(rl.s.audit != nil)
+			return rl.filterEvent(list), pc, ""
 		}
-		return ev.Raw
+		return ev.Raw, pc, ""
 	case jsonrpc.KindNotification:
 		if bytes.Equal(m.Method, []byte("notifications/resources/updated")) {
 			// Updates about a resource the caller may not read are dropped
 			// (MCP-REQUIREMENTS.md 3.3).
 			uri, kind, found, err := jsonrpc.Lookup(m.Params, "/uri", rl.tmp[:0])
 			if err != nil || !found || kind != jsonrpc.ValueString {
-				return nil
+				return nil, nil, "resource update without a readable uri"
 			}
 			if rl.r.policy.Decide(&rl.subject, policycache.KindResource, uri, nil).Effect != policycache.Allow {
-				return nil
+				return nil, nil, "resource not visible to the caller"
 			}
 		}
-		return ev.Raw
 	}
-	return ev.Raw
+	return ev.Raw, nil, ""
 }
 
 // filterEvent filters the current event's data by the given list kinds and
@@ -365,7 +405,7 @@ func (rl *relay) filterEvent(kinds ...jsonrpc.ListKind) []byte {
 	// other of two buffers the relay keeps.
 	data := rl.ev.Data
 	for _, k := range kinds {
-		rl.names = listFilter{policy: rl.r.policy, subject: &rl.subject, kind: listPolicyKind(k)}
+		rl.names = listFilter{policy: rl.r.policy, subject: &rl.subject, kind: listPolicyKind(k), served: &rl.served}
 		out, _, err := rl.filter.AppendFiltered(rl.tmp[:0], data, k, &rl.names, jsonrpc.FilterOptions{PrivateCache: rl.modern})
 		if err != nil {
 			return nil
@@ -410,6 +450,8 @@ func (s *Server) relayInitStream(ctx *fasthttp.RequestCtx, r *route, ex *exchang
 		}
 		if (ex.msg.Kind == jsonrpc.KindResult || ex.msg.Kind == jsonrpc.KindError) && bytes.Equal(ex.msg.ID, ex.pending[0].id) {
 			found = true
+		} else {
+			s.auditUpstream(&ex.scope, &ex.rec, ex.pending, &ex.msg, len(ev.Raw), "", ex.tmp[:0])
 		}
 		out = append(out, ev.Raw...)
 		if len(out) > r.maxBody {
@@ -418,12 +460,13 @@ func (s *Server) relayInitStream(ctx *fasthttp.RequestCtx, r *route, ex *exchang
 		}
 	}
 	if !found {
-		writeRPCError(ctx, fasthttp.StatusBadGateway, firstID(ex), codeUpstream, msgUpstreamBad)
+		s.failPending(ctx, ex, fasthttp.StatusBadGateway, codeUpstream, msgUpstreamBad)
 		return
 	}
 	if !s.mintSession(ctx, r, ex, p, resp) {
 		return
 	}
+	s.auditOutcome(&ex.scope, &ex.rec, &ex.pending[0], &ex.msg, 0, "", len(out), nil)
 	if len(prime) > 0 && ex.msg.Kind == jsonrpc.KindResult && string(ex.msg.ProtocolVersion) >= version20251125 {
 		out = append(prime, out...)
 	}
