@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"regexp"
 	"sort"
+	"strings"
 
 	"github.com/mcpgw/mcpgw/identity"
 	"github.com/mcpgw/mcpgw/policycache"
@@ -73,6 +75,7 @@ func compile(cfg *Config) (*compiled, error) {
 		MaxBody:             int(cfg.Server.MaxBody),
 		UpstreamTimeout:     cfg.Server.UpstreamTimeout,
 		KeepAlive:           cfg.Server.KeepAlive,
+		Audit:               auditPolicy(&cfg.Audit),
 	}
 	if len(cfg.Identity.DevUsers) > 0 {
 		users := make([]identity.DevUser, 0, len(cfg.Identity.DevUsers))
@@ -111,4 +114,24 @@ func compile(cfg *Config) (*compiled, error) {
 		snap.Applications = append(snap.Applications, a)
 	}
 	return &compiled{cfg: cfg, policy: pol, snap: snap}, nil
+}
+
+// auditPolicy is the reloadable part of the audit section. The patterns of
+// audit.redact were checked at load; they are combined into one.
+func auditPolicy(a *AuditConfig) proxy.AuditPolicy {
+	p := proxy.AuditPolicy{RejectWhenFull: a.WhenFull == "reject"}
+	switch a.Arguments {
+	case "none":
+		p.Arguments = proxy.ArgumentsNone
+	case "redacted":
+		p.Arguments = proxy.ArgumentsRedacted
+		if len(a.Redact) > 0 {
+			alts := make([]string, len(a.Redact))
+			for i, r := range a.Redact {
+				alts[i] = "(?:" + r + ")"
+			}
+			p.Redact = regexp.MustCompile(strings.Join(alts, "|"))
+		}
+	}
+	return p
 }

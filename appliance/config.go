@@ -186,7 +186,7 @@ type AuditConfig struct {
 	MaxSpool   Size          `yaml:"max_spool"`  // default 10GiB
 	WhenFull   string        `yaml:"when_full"`  // reject (default) | drop_oldest_shipped
 	Arguments  string        `yaml:"arguments"`  // full (default) | redacted | none
-	Redact     []string      `yaml:"redact"`     // RE2 patterns of argument keys, default none
+	Redact     []string      `yaml:"redact"`     // RE2 patterns of argument keys whose values are replaced (arguments: redacted); they match anywhere in a key ("token" covers "access_token"); default none
 	Retention  time.Duration `yaml:"retention"`  // default 720h
 	Ship       ShipConfig    `yaml:"ship"`
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mcpgw/mcpgw/auditlog"
 	"github.com/mcpgw/mcpgw/identity"
 	"github.com/mcpgw/mcpgw/internal/state"
 	"github.com/mcpgw/mcpgw/proxy"
@@ -121,7 +122,22 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 		return err
 	}
 
-	srv, err := proxy.New(proxy.Options{Logger: log, Sessions: codec, Loopback: loopback, TLS: useTLS})
+	audit, err := openAudit(&cfg.Audit, log)
+	if err != nil {
+		ln.Close()
+		adminLn.Close()
+		comp.close()
+		return err
+	}
+	// The audit log closes last: the proxy's shutdown waits for the
+	// streams that still write records.
+	defer func() {
+		if err := audit.Close(); err != nil {
+			log.Error("cannot close the audit log", "error", err.Error())
+		}
+	}()
+
+	srv, err := proxy.New(proxy.Options{Logger: log, Sessions: codec, Loopback: loopback, TLS: useTLS, Audit: audit})
 	if err == nil {
 		err = srv.Update(comp.snap)
 	}
@@ -195,6 +211,22 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 	}
 }
 
+// openAudit opens the audit spool (DESIGN.md section 6) under audit.dir.
+func openAudit(a *AuditConfig, log *slog.Logger) (*auditlog.Log, error) {
+	if err := os.MkdirAll(a.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create audit.dir: %w", err)
+	}
+	opts := auditlog.Options{MaxSpool: int64(a.MaxSpool), Logger: log}
+	if a.Durability == "async" {
+		opts.Durability = auditlog.Async
+	}
+	l, err := auditlog.Open(a.Dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open the audit log: %w", err)
+	}
+	return l, nil
+}
+
 // reload loads and compiles the configuration again, and the TLS pair.
 // Nothing changes unless everything succeeds. Listener changes need a
 // restart.
@@ -239,6 +271,9 @@ func restartOnly(started, next *Config) []string {
 		{"server.admin.listen", started.Server.Admin.Listen, next.Server.Admin.Listen},
 		{"server.admin.token_file", started.Server.Admin.TokenFile, next.Server.Admin.TokenFile},
 		{"server.data_dir", started.Server.DataDir, next.Server.DataDir},
+		{"audit.dir", started.Audit.Dir, next.Audit.Dir},
+		{"audit.durability", started.Audit.Durability, next.Audit.Durability},
+		{"audit.max_spool", started.Audit.MaxSpool.String(), next.Audit.MaxSpool.String()},
 	} {
 		if f.a != f.b {
 			keys = append(keys, f.key)
