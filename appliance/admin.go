@@ -118,6 +118,7 @@ func readAdminToken(path string) ([]byte, error) {
 type readiness struct {
 	Ready  bool              `json:"ready"`
 	Checks map[string]string `json:"checks"`
+	Audit  *auditReadiness   `json:"audit,omitempty"`
 }
 
 // adminServer serves the admin listener. Safe for concurrent use.

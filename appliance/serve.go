@@ -11,11 +11,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/mcpgw/mcpgw/auditlog"
 	"github.com/mcpgw/mcpgw/identity"
 	"github.com/mcpgw/mcpgw/internal/state"
 	"github.com/mcpgw/mcpgw/proxy"
@@ -122,7 +122,7 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 		return err
 	}
 
-	audit, err := openAudit(&cfg.Audit, log)
+	audit, err := startAudit(cfg, log)
 	if err != nil {
 		ln.Close()
 		adminLn.Close()
@@ -132,12 +132,12 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 	// The audit log closes last: the proxy's shutdown waits for the
 	// streams that still write records.
 	defer func() {
-		if err := audit.Close(); err != nil {
+		if err := audit.close(); err != nil {
 			log.Error("cannot close the audit log", "error", err.Error())
 		}
 	}()
 
-	srv, err := proxy.New(proxy.Options{Logger: log, Sessions: codec, Loopback: loopback, TLS: useTLS, Audit: audit})
+	srv, err := proxy.New(proxy.Options{Logger: log, Sessions: codec, Loopback: loopback, TLS: useTLS, Audit: audit.log})
 	if err == nil {
 		err = srv.Update(comp.snap)
 	}
@@ -150,7 +150,9 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 	var current atomic.Pointer[compiled]
 	current.Store(comp)
 	admin := newAdminHTTPServer(newAdminServer(adminToken, func(ctx context.Context) readiness {
-		return ids.readiness(ctx, current.Load())
+		rd := ids.readiness(ctx, current.Load())
+		audit.readiness(&rd)
+		return rd
 	}), log.With("component", "admin"))
 
 	errc := make(chan error, 1)
@@ -194,6 +196,9 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 				log.Error("reload refused; the running configuration keeps serving", "error", err.Error())
 				continue
 			}
+			// audit.when_full is read at start, by the spool as by the
+			// proxy (restartOnly).
+			next.snap.Audit.RejectWhenFull = cfg.Audit.WhenFull == "reject"
 			if err := srv.Update(next.snap); err != nil {
 				next.close()
 				log.Error("reload refused; the running configuration keeps serving", "error", err.Error())
@@ -209,22 +214,6 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 			}
 		}
 	}
-}
-
-// openAudit opens the audit spool (DESIGN.md section 6) under audit.dir.
-func openAudit(a *AuditConfig, log *slog.Logger) (*auditlog.Log, error) {
-	if err := os.MkdirAll(a.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("cannot create audit.dir: %w", err)
-	}
-	opts := auditlog.Options{MaxSpool: int64(a.MaxSpool), Logger: log}
-	if a.Durability == "async" {
-		opts.Durability = auditlog.Async
-	}
-	l, err := auditlog.Open(a.Dir, opts)
-	if err != nil {
-		return nil, fmt.Errorf("cannot open the audit log: %w", err)
-	}
-	return l, nil
 }
 
 // reload loads and compiles the configuration again, and the TLS pair.
@@ -274,6 +263,12 @@ func restartOnly(started, next *Config) []string {
 		{"audit.dir", started.Audit.Dir, next.Audit.Dir},
 		{"audit.durability", started.Audit.Durability, next.Audit.Durability},
 		{"audit.max_spool", started.Audit.MaxSpool.String(), next.Audit.MaxSpool.String()},
+		{"audit.when_full", started.Audit.WhenFull, next.Audit.WhenFull},
+		{"audit.retention", started.Audit.Retention.String(), next.Audit.Retention.String()},
+		{"audit.ship.url", started.Audit.Ship.URL, next.Audit.Ship.URL},
+		{"audit.ship.auth", started.Audit.Ship.Auth, next.Audit.Ship.Auth},
+		{"audit.ship.batch", strconv.Itoa(started.Audit.Ship.Batch), strconv.Itoa(next.Audit.Ship.Batch)},
+		{"audit.ship.interval", started.Audit.Ship.Interval.String(), next.Audit.Ship.Interval.String()},
 	} {
 		if f.a != f.b {
 			keys = append(keys, f.key)
