@@ -549,6 +549,10 @@ func (l *Log) fail(err error) error {
 	return err
 }
 
+// Err returns the write error that stopped the log (it accepts no more
+// records), or nil.
+func (l *Log) Err() error { return l.failure() }
+
 // failure returns the error that stopped the log, or nil.
 func (l *Log) failure() error {
 	l.headMu.Lock()
