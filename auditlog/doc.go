@@ -1,7 +1,9 @@
 // Package auditlog is mcpgw's audit trail: the record schema of DESIGN.md
 // section 6, a reflection-free encoder for it, and the spool, an
 // append-only, hash-chained log of records in a Pebble database under
-// audit.dir, written before the proxy forwards a request (sync mode).
+// audit.dir, written before the proxy forwards a request (sync mode); the
+// Shipper that sends the records to the control plane, and the retention
+// and size limits that delete them.
 //
 // # Guarantees
 //
@@ -83,6 +85,42 @@
 // 1, no prev_hash): deleting records from the front by any other means than
 // the Log's own is a break, like a deletion in the middle.
 //
+// # Shipping
+//
+// A Shipper (audit.ship) sends the records after "m/shipped", in seq order,
+// in batches of up to ShipOptions.Batch records, one POST a batch:
+//
+//	POST <audit.ship.url>
+//	Content-Type: application/x-ndjson
+//	Content-Encoding: gzip
+//	Authorization: Bearer <token>        (with ShipOptions.Token)
+//	Idempotency-Key: <node>-<first seq>-<last seq>
+//	Mcpgw-Node: <node>
+//	Mcpgw-Batch-First-Seq: <seq of the first line>
+//	Mcpgw-Batch-Last-Seq: <seq of the last line>
+//	Mcpgw-Batch-Prev-Hash: <64 hex: the hash before the first line; zeros at seq 1>
+//	Mcpgw-Batch-Last-Hash: <64 hex: the hash of the last line>
+//
+//	<stored JSON of record first>\n
+//	…
+//	<stored JSON of record last>\n
+//
+// Any 2xx acknowledges the whole batch: the Shipper then writes
+// "m/shipped" (fsynced) and goes on with the next. Anything else (a network
+// error, a timeout, 3xx, 4xx, 5xx) is retried with the same batch, after a
+// capped exponential backoff with full jitter (or the Retry-After of a 429
+// or 503, up to the cap); a 401 first gets one immediate retry with a new
+// token. Records are never dropped for a refusal; a 4xx other than 401,
+// 408 and 429 is logged as an error, at most once a minute. A crash between
+// a 2xx and the write of "m/shipped" sends that batch again after restart:
+// the receiver dedupes by record id. Only durable records are sent (in
+// Async mode the Shipper syncs the write-ahead log first), so a record the
+// receiver holds is never lost locally and its id never reused. The
+// receiver checks each node's chain across batches: a batch whose first
+// seq is its last seq + 1 continues the chain when Prev-Hash is its last
+// hash (and a Verifier anchored there checks the lines); a first seq above
+// that is a gap, one at or below it a resend.
+//
 // # Retention and spool limits
 //
 // Log.Prune (and Log.RunRetention, for audit.retention) deletes the
@@ -111,7 +149,9 @@
 // second goroutine, owned by the committer, waits for each batch's fsync
 // in order, moves the head (Last) and wakes the batch's callers, while
 // the committer builds the next batch (at most 4 batches in flight).
-// The maintainer (sizes, DropOldestShipped) is one more goroutine owned by
+// A Shipper's Run is one goroutine, owned by the caller, which must end it
+// before closing the Log; Shipper.Stats is safe from any goroutine. The
+// maintainer (sizes, DropOldestShipped) is one more goroutine owned by
 // the Log. Prune and the maintainer's deletions are serialized; they only
 // touch shipped records, which nothing else writes. Close stops taking
 // appends, lets the committer write what is queued, waits for it, stops

@@ -189,7 +189,7 @@ func bulky(rng *rand.Rand, n int) *Record {
 func smallMemtable(o *pebble.Options) { o.MemTableSize = 256 << 10 }
 
 // waitFor polls cond until it holds, for at most 10 seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -275,6 +275,7 @@ func BenchmarkFull(b *testing.B) {
 	l := openTest(b, vfs.NewMem(), Options{MaxSpool: 1 << 30})
 	defer closeTest(b, l)
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			l.Full()
@@ -288,6 +289,7 @@ func BenchmarkFullBaselineMetrics(b *testing.B) {
 	l := openTest(b, vfs.NewMem(), Options{MaxSpool: 1 << 30})
 	defer closeTest(b, l)
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			l.SpoolBytes()
