@@ -91,15 +91,14 @@ func (l *Log) maintain() {
 // reports whether the usage is settled: no compaction running, no
 // obsolete file waiting for deletion.
 func (l *Log) refreshSize() (settled bool) {
-	l.dbMu.RLock()
-	defer l.dbMu.RUnlock()
-	if l.dbClosed {
-		return false
-	}
-	m := l.db.Metrics()
-	l.setSize(int64(m.DiskSpaceUsage()))
-	return m.Compact.InProgressBytes == 0 && m.Table.Local.ObsoleteSize == 0 && m.Table.Local.ZombieSize == 0 &&
-		m.BlobFiles.Local.ObsoleteSize == 0 && m.BlobFiles.Local.ZombieSize == 0
+	l.withDB(func(db *pebble.DB) error {
+		m := db.Metrics()
+		l.setSize(int64(m.DiskSpaceUsage()))
+		settled = m.Compact.InProgressBytes == 0 && m.Table.Local.ObsoleteSize == 0 && m.Table.Local.ZombieSize == 0 &&
+			m.BlobFiles.Local.ObsoleteSize == 0 && m.BlobFiles.Local.ZombieSize == 0
+		return nil
+	})
+	return settled
 }
 
 func (l *Log) setSize(n int64) {
@@ -120,15 +119,10 @@ func (l *Log) shippedLimit() uint64 {
 
 // markShipped durably moves the shipped position to seq.
 func (l *Log) markShipped(seq uint64) error {
-	l.dbMu.RLock()
-	defer l.dbMu.RUnlock()
-	if l.dbClosed {
-		return ErrClosed
-	}
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], seq)
-	if err := l.db.Set(keyShipped, v[:], pebble.Sync); err != nil {
-		return fmt.Errorf("cannot store the shipped position: %w", err)
+	if err := l.withDB(func(db *pebble.DB) error { return db.Set(keyShipped, v[:], pebble.Sync) }); err != nil {
+		return fmt.Errorf("auditlog: cannot store the shipped position: %w", err)
 	}
 	l.shipped.Store(seq)
 	if l.dropFull && l.full.Load() {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -437,21 +438,28 @@ func TestShip401RefreshesToken(t *testing.T) {
 	}
 }
 
+// shipSome appends 1000 records to a spool in fs and ships them in batches
+// of 50 until 200 are acknowledged; shipping goes on until stop.
+func shipSome(t *testing.T, fs vfs.FS) (rc *receiver, l *Log, s *Shipper, stop func() error, opts ShipOptions) {
+	rc, srv := newReceiver(t)
+	l = openTest(t, fs, Options{NodeID: "gw", Shipping: true})
+	for i := range 1000 {
+		l.Append(activity(i))
+	}
+	opts = fastShip(srv.URL)
+	opts.Batch = 50
+	s = newShipper(t, l, opts)
+	stop = runShipper(t, s)
+	waitShipped(t, s, 200)
+	return rc, l, s, stop, opts
+}
+
 // TestShipResumesAfterRestart stops the shipper and closes the Log after
 // a few batches, reopens and ships the rest: every record arrives, and no
 // batch after the restart repeats a record that was acknowledged before.
 func TestShipResumesAfterRestart(t *testing.T) {
-	rc, srv := newReceiver(t)
 	fs := vfs.NewMem()
-	l := openTest(t, fs, Options{NodeID: "gw", Shipping: true})
-	for i := range 1000 {
-		l.Append(activity(i))
-	}
-	opts := fastShip(srv.URL)
-	opts.Batch = 50
-	s := newShipper(t, l, opts)
-	stop := runShipper(t, s)
-	waitShipped(t, s, 200)
+	rc, l, s, stop, opts := shipSome(t, fs)
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -487,6 +495,40 @@ func TestShipResumesAfterRestart(t *testing.T) {
 	}
 	if seq, _ := rc.v.Last(); seq != 1100 {
 		t.Errorf("receiver's chain ends at %d, want 1100", seq)
+	}
+}
+
+// TestShipResumesAfterCrash crashes the filesystem while batches are
+// being shipped: the recovered spool's shipped position is at least what
+// was acknowledged before the crash, shipping resumes right after it, and
+// the receiver ends with every record once.
+func TestShipResumesAfterCrash(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	rc, l, s, stop, opts := shipSome(t, fs)
+	acked := s.Stats().Shipped
+	crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: rand.New(rand.NewPCG(9, 10))})
+	stop()
+	closeTest(t, l)
+
+	l = openTest(t, crashed, Options{Shipping: true})
+	defer closeTest(t, l)
+	resumed := l.Stats().Shipped
+	if resumed < acked || resumed > 1000 {
+		t.Fatalf("after the crash: shipped %d, want %d to 1000", resumed, acked)
+	}
+	_, before, _ := rc.snapshot()
+	s = newShipper(t, l, opts)
+	runShipper(t, s)
+	waitShipped(t, s, 1000)
+	records, accepted, ids := rc.snapshot()
+	if records != 1000 || len(ids) != 1000 {
+		t.Errorf("got %d records, %d ids, want 1000", records, len(ids))
+	}
+	if len(accepted) > len(before) && accepted[len(before)].First != resumed+1 {
+		t.Errorf("first batch after the crash starts at %d, want %d", accepted[len(before)].First, resumed+1)
+	}
+	if err := l.Verify(); err != nil {
+		t.Errorf("Verify: %v", err)
 	}
 }
 
