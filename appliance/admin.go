@@ -26,8 +26,9 @@ import (
 //	GET /readyz     200 when the configuration is loaded and the state store
 //	                answers, else 503; JSON detail (no credentials)
 //	/api/v1/...     bearer auth by the admin token; the endpoints of later
-//	                steps (applications, sessions, activity, approvals,
-//	                grants, reload) hang off adminServer.api
+//	                steps (applications, approvals, grants, reload) hang off
+//	                adminServer.api; the audit endpoints (admin_audit.go)
+//	                take user tokens whose groups grant a role too
 //
 // Errors are {"error": {"code", "message"}} with the HTTP status. The
 // admin API is off the hot path: encoding/json is enough for its few small
@@ -170,24 +171,39 @@ func (a *adminServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // authenticate lets a request through only with "Authorization: Bearer
-// <admin token>", compared in constant time. User tokens whose groups grant
-// a role (roles.admin_groups) come with the endpoints that need them.
+// <admin token>", compared in constant time. Endpoints that user tokens
+// whose groups grant a role may call are served through roleAuth
+// (admin_audit.go) instead.
 func (a *adminServer) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := r.Header.Get("Authorization")
-		scheme, tok, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="mcpgw-admin"`)
-			writeAdminError(w, http.StatusUnauthorized, "unauthorized", "a bearer token is required")
+		tok, ok := bearerToken(w, r)
+		if !ok {
 			return
 		}
 		if subtle.ConstantTimeCompare([]byte(tok), a.token) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="mcpgw-admin", error="invalid_token"`)
-			writeAdminError(w, http.StatusUnauthorized, "unauthorized", "the bearer token is not valid")
+			writeInvalidToken(w)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bearerToken returns the request's bearer token, or answers 401 when it
+// has none.
+func bearerToken(w http.ResponseWriter, r *http.Request) (string, bool) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mcpgw-admin"`)
+		writeAdminError(w, http.StatusUnauthorized, "unauthorized", "a bearer token is required")
+		return "", false
+	}
+	return tok, true
+}
+
+// writeInvalidToken answers 401 to a bearer token nobody issued.
+func writeInvalidToken(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="mcpgw-admin", error="invalid_token"`)
+	writeAdminError(w, http.StatusUnauthorized, "unauthorized", "the bearer token is not valid")
 }
 
 func writeAdminJSON(w http.ResponseWriter, status int, v any) {

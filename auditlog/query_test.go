@@ -369,3 +369,32 @@ func TestSegmentEncoding(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := OpenReadOnly(dir + "/none"); err == nil {
+		t.Error("OpenReadOnly of a missing spool: got no error")
+	}
+	l := openDir(t, dir)
+	appendTraffic(t, l, 10)
+	if _, err := OpenReadOnly(dir); err == nil {
+		t.Error("OpenReadOnly while a Log holds the spool: got no error, want the lock refused")
+	}
+	closeTest(t, l)
+
+	ro, err := OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeTest(t, ro)
+	items, _, err := ro.Activity(ActivityFilter{Session: "s1"}, "", 100)
+	if err != nil || len(items) != 3 {
+		t.Errorf("Activity on the read-only log: got %d items, %v; want 3", len(items), err)
+	}
+	if err := ro.Verify(); err != nil {
+		t.Errorf("Verify on the read-only log: %v", err)
+	}
+	if _, err := ro.Append(&Record{Kind: KindAdmin}); err == nil {
+		t.Error("Append on the read-only log: got no error")
+	}
+}
