@@ -228,7 +228,7 @@ func (l *Log) activity(f ActivityFilter, cursor string, limit, budget int) (item
 				return fmt.Errorf("auditlog: cannot query: %w", err)
 			}
 			if !f.Since.IsZero() {
-				if t, ok := lineTime(line); ok && t.Before(f.Since.Add(-TimeSkew)) {
+				if t, ok := recordTime(line); ok && t.Before(f.Since.Add(-TimeSkew)) {
 					break
 				}
 			}
@@ -307,21 +307,6 @@ func (f *ActivityFilter) match(r *Record) bool {
 		(f.Since.IsZero() || !r.Time.Before(f.Since)) &&
 		(f.Until.IsZero() || r.Time.Before(f.Until)) &&
 		r.Seq > f.After
-}
-
-// timeMember precedes a record's time, which AppendJSON writes right after
-// the hash, always with nine fraction digits.
-const timeMember = `,"time":"`
-
-// lineTime reads the time of a stored record without decoding it.
-func lineTime(line []byte) (time.Time, bool) {
-	i := bytes.Index(line, []byte(timeMember))
-	const n = len("2006-01-02T15:04:05.000000000Z")
-	if i < 0 || len(line) < i+len(timeMember)+n {
-		return time.Time{}, false
-	}
-	t, err := time.Parse(time.RFC3339Nano, string(line[i+len(timeMember):][:n]))
-	return t, err == nil
 }
 
 // seqFromMinute returns the first seq the time index holds for minute m or
