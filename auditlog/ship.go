@@ -220,6 +220,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 		}
 		s.succeed(b)
 		if !b.full {
+			s.oldest.Store(0) // caught up with the head it read
 			sleep(ctx, s.interval)
 		}
 		b = nil

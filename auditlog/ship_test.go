@@ -23,6 +23,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 )
 
 // receiver is a control plane ingest for tests: it checks each batch's
@@ -676,4 +677,53 @@ func BenchmarkShip(b *testing.B) {
 	b.StopTimer()
 	cancel()
 	<-done
+}
+
+// TestClientCredentials: the source asks the token endpoint on every call
+// (so a token a 401 rejected is not handed back), and a refusal of the
+// token endpoint reaches ShipStats without its body.
+func TestClientCredentials(t *testing.T) {
+	var calls atomic.Int32
+	var refuse atomic.Bool
+	tokenSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id, secret, ok := r.BasicAuth(); !ok || id != "gw-client" || secret != "gw-secret" || r.FormValue("grant_type") != "client_credentials" {
+			t.Errorf("token request: got client %q, grant %q", id, r.FormValue("grant_type"))
+		}
+		if refuse.Load() {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"error":"invalid_client","error_description":"sekrit detail"}`)
+			return
+		}
+		n := calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"tok-%d","token_type":"bearer","expires_in":3600}`, n)
+	}))
+	defer tokenSrv.Close()
+	src := ClientCredentials(&clientcredentials.Config{ClientID: "gw-client", ClientSecret: "gw-secret", TokenURL: tokenSrv.URL + "/token", AuthStyle: oauth2.AuthStyleInHeader}, nil)
+	var got []string
+	for range 2 {
+		tok, err := src.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, tok.AccessToken)
+	}
+	if diff := cmp.Diff([]string{"tok-1", "tok-2"}, got); diff != "" {
+		t.Errorf("tokens (-want +got):\n%s", diff)
+	}
+
+	refuse.Store(true)
+	_, srv := newReceiver(t)
+	l := openTest(t, vfs.NewMem(), Options{Shipping: true})
+	defer closeTest(t, l)
+	l.Append(activity(0))
+	opts := fastShip(srv.URL)
+	opts.Token = src
+	s := newShipper(t, l, opts)
+	runShipper(t, s)
+	waitFor(t, "a failure", func() bool { return s.Stats().Failures > 0 })
+	if st := s.Stats(); st.LastError != "cannot get token: token endpoint answered 401 invalid_client" {
+		t.Errorf("LastError: got %q", st.LastError)
+	}
 }
