@@ -150,10 +150,16 @@ func (l *Log) Prune(before time.Time) (int, error) {
 	return n, err
 }
 
-// RunRetention prunes the records older than retention every interval
-// (and once at the start) until ctx ends; it returns nil then. Errors are
-// logged, and the next round tries again. The caller owns the goroutine.
+// RunRetention prunes the records older than retention (by the Log's
+// clock) every interval (an hour when it is not positive), and once at the
+// start, until ctx ends; it returns nil then, or ErrClosed when the Log
+// is closed under it. A retention of 0 deletes records once they are
+// shipped. Errors are logged, and the next round tries again. The caller
+// owns the goroutine.
 func (l *Log) RunRetention(ctx context.Context, retention, interval time.Duration) error {
+	if interval <= 0 {
+		interval = time.Hour
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
