@@ -77,6 +77,7 @@ const (
 	defaultDataDir       = "/var/lib/mcpgw"
 	defaultMaxBody       = 4 << 20
 	defaultMaxSpool      = 10 << 30
+	minMaxSpool          = 64 << 20
 	defaultAdminListen   = "127.0.0.1:9900"
 	defaultUpstreamTO    = 60 * time.Second
 	defaultKeepAlive     = 25 * time.Second
@@ -763,8 +764,11 @@ func (v validator) audit(cfg *Config) {
 	v.oneOf("audit.when_full", a.WhenFull, "reject", "drop_oldest_shipped")
 	v.oneOf("audit.arguments", a.Arguments, "full", "redacted", "none")
 	v.patterns("audit.redact", a.Redact)
-	if a.MaxSpool < 1<<20 {
-		v.errorKey("audit.max_spool", "must be at least 1MiB")
+	if a.MaxSpool < minMaxSpool {
+		// Pebble's own files (the write-ahead log of the memtables not
+		// yet flushed, the manifest) take some 16 MiB whatever is pruned:
+		// a smaller limit would stay reached.
+		v.errorKey("audit.max_spool", "must be at least 64MiB")
 	}
 	if a.Ship.URL != "" {
 		if msg := checkHTTPURL(a.Ship.URL, urlRules{path: true, query: true}); msg != "" {
