@@ -78,6 +78,14 @@ type GatewaySetup struct {
 	Admin    string // host:port of the admin listener (must differ)
 	Upstream string // the backend's MCP endpoint URL
 
+	// Durability is audit.durability, sync or async ("" leaves mcpgw's
+	// default, sync). The audit log records full arguments either way.
+	Durability string
+	// MaxSpool and WhenFull, when set, are audit.max_spool (such as
+	// "2GiB") and audit.when_full; "" leaves mcpgw's defaults (10 GiB,
+	// reject).
+	MaxSpool, WhenFull string
+
 	// CallerToken is the dev-user bearer token of the tools/call load; that
 	// user may call the backend's echo tool and nothing else.
 	CallerToken string
@@ -96,6 +104,9 @@ type GatewaySetup struct {
 	OAuthToken string
 }
 
+// AuditDir is the gateway's audit spool (audit.dir).
+func (s GatewaySetup) AuditDir() string { return filepath.Join(s.Dir, "audit") }
+
 // ServerURL is the gateway's own base URL (server.url).
 func (s GatewaySetup) ServerURL() string { return "http://" + s.Listen }
 
@@ -105,7 +116,8 @@ func (s GatewaySetup) Frontend() string { return "http://" + s.Listen + "/mcp" }
 // GatewayConfig returns an mcpgw.yaml (DESIGN.md section 3) with one
 // application in front of the backend, authenticated by dev-user tokens and
 // with the policy the scenarios need. Nothing is switched off: every message
-// is authenticated, scanned and decided as in production.
+// is authenticated, scanned, decided and audited (full arguments) as in
+// production.
 func GatewayConfig(s GatewaySetup) string {
 	q := strconv.Quote
 	var b strings.Builder
@@ -137,6 +149,16 @@ func GatewayConfig(s GatewaySetup) string {
 	b.WriteString("      - name: listers\n")
 	b.WriteString("        subjects: {groups: [listers]}\n")
 	fmt.Fprintf(&b, "        tools: [%s]\n", q(s.ListerTools))
-	fmt.Fprintf(&b, "audit: {dir: %s}\n", q(filepath.Join(s.Dir, "audit")))
+	fmt.Fprintf(&b, "audit: {dir: %s", q(s.AuditDir()))
+	if s.Durability != "" {
+		fmt.Fprintf(&b, ", durability: %s", s.Durability)
+	}
+	if s.MaxSpool != "" {
+		fmt.Fprintf(&b, ", max_spool: %s", q(s.MaxSpool))
+	}
+	if s.WhenFull != "" {
+		fmt.Fprintf(&b, ", when_full: %s", s.WhenFull)
+	}
+	b.WriteString(", arguments: full}\n")
 	return b.String()
 }

@@ -11,16 +11,39 @@ import (
 	"time"
 )
 
-// The targets compared in every scenario, in the order each round drives
-// them (rotated by one per round).
+// The targets a comparison run measures, in the order each round drives
+// them (rotated by one per round). There are two mcpgw instances, alike but
+// for audit.durability (DESIGN.md section 8); both record full arguments.
 const (
-	TargetDirect = "direct"
-	TargetNginx  = "nginx"
-	TargetMCPGW  = "mcpgw"
+	TargetDirect     = "direct"
+	TargetNginx      = "nginx"
+	TargetMCPGWSync  = "mcpgw-sync"  // audit durability sync: fsynced before forwarding
+	TargetMCPGWAsync = "mcpgw-async" // audit durability async: appended without waiting
 )
 
 // CompareTargets lists the targets of a comparison run.
-var CompareTargets = []string{TargetDirect, TargetNginx, TargetMCPGW}
+var CompareTargets = []string{TargetDirect, TargetNginx, TargetMCPGWSync, TargetMCPGWAsync}
+
+// GatewayTargets are the mcpgw targets of a comparison run, in
+// CompareTargets order.
+var GatewayTargets = []string{TargetMCPGWSync, TargetMCPGWAsync}
+
+// GatewayDurability returns the audit.durability of a gateway target, or ""
+// for a target that is not mcpgw.
+func GatewayDurability(target string) string {
+	switch target {
+	case TargetMCPGWSync:
+		return "sync"
+	case TargetMCPGWAsync:
+		return "async"
+	}
+	return ""
+}
+
+// ReportFormat is CompareReport.Format: 2 since mcpgw is measured in both
+// audit modes. Format 1 (the field absent) had one target "mcpgw" and its
+// ratios in each scenario's mcpgw_over_nginx and mcpgw_over_direct.
+const ReportFormat = 2
 
 // MaxErrorRate is the share of failed requests above which a measurement
 // counts as broken rather than slow: make bench then fails.
@@ -28,6 +51,7 @@ const MaxErrorRate = 0.001
 
 // CompareReport is what make bench writes to bench/results/latest.json.
 type CompareReport struct {
+	Format    int              `json:"format"` // ReportFormat
 	Started   time.Time        `json:"started"`
 	Finished  time.Time        `json:"finished"`
 	Machine   MachineInfo      `json:"machine"`
@@ -73,9 +97,9 @@ type ScenarioReport struct {
 	Title   string       `json:"title"`
 	Load    LoadSummary  `json:"load"`
 	Targets []TargetRuns `json:"targets"`
-	// Ratios of mcpgw's median to nginx's and to direct's.
-	MCPGWOverNginx  Ratios `json:"mcpgw_over_nginx"`
-	MCPGWOverDirect Ratios `json:"mcpgw_over_direct"`
+	// Ratios holds, per mcpgw target measured, its median over nginx's and
+	// over direct's, in CompareTargets order.
+	Ratios []GatewayRatios `json:"ratios"`
 	// Saturated lists the targets that, in an open loop, answered less
 	// than MinOpenLoopShare of the offered rate: their latency is mostly
 	// time spent queued.
@@ -120,6 +144,13 @@ type TargetRuns struct {
 // measurement before the report warns that the machine was not quiet.
 const MaxOtherCPU = 0.2
 
+// GatewayRatios are one mcpgw target's ratios in a scenario.
+type GatewayRatios struct {
+	Target     string `json:"target"`
+	OverNginx  Ratios `json:"over_nginx"`
+	OverDirect Ratios `json:"over_direct"`
+}
+
 // Ratios are mcpgw's figures divided by another target's; 0 where the
 // divisor was 0.
 type Ratios struct {
@@ -130,20 +161,27 @@ type Ratios struct {
 	P999       float64 `json:"p999"`
 }
 
-// TargetCheck is one of issue 3's targets evaluated on a run.
+// TargetCheck is one of the issues' targets evaluated on a run.
 type TargetCheck struct {
-	Scenario string  `json:"scenario"`
-	Goal     string  `json:"goal"`
-	Ratio    float64 `json:"ratio"`
-	Verdict  string  `json:"verdict"` // PASS, FAIL, or ERROR when the scenario did not measure
+	Scenario string `json:"scenario"`
+	// Target is the mcpgw target judged ("" for the streams scenario,
+	// which runs an mcpgw of its own).
+	Target  string  `json:"target,omitempty"`
+	Issues  string  `json:"issues"` // the issues that set the target, e.g. "3, 5"
+	Goal    string  `json:"goal"`
+	Ratio   float64 `json:"ratio"`
+	Verdict string  `json:"verdict"` // PASS, FAIL, or ERROR when the scenario did not measure
 	// Measured, when set, is what the markdown shows instead of Ratio.
 	Measured string `json:"measured,omitempty"`
 	Note     string `json:"note,omitempty"`
 }
 
-// IssueTarget is a bound on a ratio of mcpgw to nginx in one scenario.
+// IssueTarget is a bound on a ratio of one mcpgw target to nginx in one
+// scenario.
 type IssueTarget struct {
 	Scenario string
+	Gateway  string // TargetMCPGWSync or TargetMCPGWAsync
+	Issues   string // the issues that set it
 	Metric   string // "throughput" or "p99"
 	AtLeast  bool   // the ratio must be ≥ Limit (else ≤ Limit)
 	Limit    float64
@@ -155,15 +193,19 @@ func (t IssueTarget) Goal() string {
 	if t.AtLeast {
 		op = "≥"
 	}
-	return fmt.Sprintf("mcpgw %s %s %.1fx nginx", t.Metric, op, t.Limit)
+	return fmt.Sprintf("%s %s %s %.1fx nginx", t.Gateway, t.Metric, op, t.Limit)
 }
 
-// IssueTargets are the speed targets of issue 3 (step 2).
+// IssueTargets are the speed targets: issue 3's (step 2, when mcpgw wrote
+// no audit log) and issue 4's are judged on mcpgw-async, the closest to that
+// gateway; issue 5 (step 4, audit) asks for s1 at 1.0x nginx with async
+// audit, the same check as issue 3's, and at 0.8x with sync audit.
 var IssueTargets = []IssueTarget{
-	{Scenario: "s1", Metric: "throughput", AtLeast: true, Limit: 1.0},
-	{Scenario: "s1o", Metric: "throughput", AtLeast: true, Limit: 1.0},
-	{Scenario: "s2", Metric: "p99", AtLeast: false, Limit: 1.5},
-	{Scenario: "s3", Metric: "throughput", AtLeast: true, Limit: 0.8},
+	{Scenario: "s1", Gateway: TargetMCPGWAsync, Issues: "3, 5", Metric: "throughput", AtLeast: true, Limit: 1.0},
+	{Scenario: "s1", Gateway: TargetMCPGWSync, Issues: "5", Metric: "throughput", AtLeast: true, Limit: 0.8},
+	{Scenario: "s1o", Gateway: TargetMCPGWAsync, Issues: "4", Metric: "throughput", AtLeast: true, Limit: 1.0},
+	{Scenario: "s2", Gateway: TargetMCPGWAsync, Issues: "3", Metric: "p99", AtLeast: false, Limit: 1.5},
+	{Scenario: "s3", Gateway: TargetMCPGWAsync, Issues: "3", Metric: "throughput", AtLeast: true, Limit: 0.8},
 }
 
 // EvaluateTargets checks each issue target against the scenarios measured;
@@ -180,16 +222,17 @@ func EvaluateTargets(targets []IssueTarget, scenarios []ScenarioReport) []Target
 		if sc == nil {
 			continue
 		}
-		c := TargetCheck{Scenario: t.Scenario, Goal: t.Goal(), Verdict: "ERROR"}
-		if !sc.measured(TargetMCPGW) || !sc.measured(TargetNginx) {
+		c := TargetCheck{Scenario: t.Scenario, Target: t.Gateway, Issues: t.Issues, Goal: t.Goal(), Verdict: "ERROR"}
+		r := sc.ratios(t.Gateway)
+		if r == nil || !sc.measured(t.Gateway) || !sc.measured(TargetNginx) {
 			out = append(out, c)
 			continue
 		}
 		switch t.Metric {
 		case "throughput":
-			c.Ratio = sc.MCPGWOverNginx.Throughput
+			c.Ratio = r.OverNginx.Throughput
 		case "p99":
-			c.Ratio = sc.MCPGWOverNginx.P99
+			c.Ratio = r.OverNginx.P99
 		default:
 			panic("BUG: unknown target metric " + t.Metric)
 		}
@@ -229,13 +272,25 @@ func (s *ScenarioReport) runs(target string) *TargetRuns {
 	return nil
 }
 
+// ratios returns the ratios of a gateway target, or nil when the scenario
+// did not measure it.
+func (s *ScenarioReport) ratios(target string) *GatewayRatios {
+	for i := range s.Ratios {
+		if s.Ratios[i].Target == target {
+			return &s.Ratios[i]
+		}
+	}
+	return nil
+}
+
 // measured reports whether target has a usable median.
 func (s *ScenarioReport) measured(target string) bool {
 	r := s.runs(target)
 	return r != nil && r.Error == "" && r.Median != nil
 }
 
-// Summarize picks each target's median round and computes mcpgw's ratios.
+// Summarize picks each target's median round and computes the ratios of
+// each mcpgw target measured.
 func (s *ScenarioReport) Summarize() {
 	key := func(r *Result) float64 { return r.Throughput }
 	if s.Load.OpenLoop() {
@@ -255,16 +310,19 @@ func (s *ScenarioReport) Summarize() {
 			s.Saturated = append(s.Saturated, t.Target)
 		}
 	}
-	s.MCPGWOverNginx, s.MCPGWOverDirect = Ratios{}, Ratios{}
-	if !s.measured(TargetMCPGW) {
-		return
-	}
-	gw := s.runs(TargetMCPGW).Median
-	if s.measured(TargetNginx) {
-		s.MCPGWOverNginx = RatiosOf(gw, s.runs(TargetNginx).Median)
-	}
-	if s.measured(TargetDirect) {
-		s.MCPGWOverDirect = RatiosOf(gw, s.runs(TargetDirect).Median)
+	s.Ratios = nil
+	for _, t := range s.Targets {
+		if GatewayDurability(t.Target) == "" || !s.measured(t.Target) {
+			continue
+		}
+		r := GatewayRatios{Target: t.Target}
+		if s.measured(TargetNginx) {
+			r.OverNginx = RatiosOf(t.Median, s.runs(TargetNginx).Median)
+		}
+		if s.measured(TargetDirect) {
+			r.OverDirect = RatiosOf(t.Median, s.runs(TargetDirect).Median)
+		}
+		s.Ratios = append(s.Ratios, r)
 	}
 }
 
@@ -345,8 +403,8 @@ func WriteMarkdown(w io.Writer, r *CompareReport) error {
 		writeStreamsTable(&b, r.Streams)
 	}
 	if len(r.Targets) > 0 {
-		b.WriteString("### Targets (issue 3)\n\n")
-		b.WriteString("| scenario | target | measured | verdict |\n|---|---|---:|---|\n")
+		b.WriteString("### Targets\n\n")
+		b.WriteString("| scenario | target | issue | measured | verdict |\n|---|---|---|---:|---|\n")
 		for _, t := range r.Targets {
 			measured := "—"
 			switch {
@@ -359,7 +417,7 @@ func WriteMarkdown(w io.Writer, r *CompareReport) error {
 			if t.Note != "" {
 				verdict += " (" + t.Note + ")"
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.Scenario, t.Goal, measured, verdict)
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", t.Scenario, t.Goal, t.Issues, measured, verdict)
 		}
 		b.WriteString("\n")
 	}
@@ -388,16 +446,19 @@ func writeScenarioTable(b *strings.Builder, s *ScenarioReport) {
 			thousands(r.Throughput), formatMicros(r.Latency.P50), formatMicros(r.Latency.P90),
 			formatMicros(r.Latency.P99), formatMicros(r.Latency.P999), formatMicros(r.Latency.Max), r.Errors)
 	}
-	for _, row := range []struct {
-		name string
-		r    Ratios
-	}{{"mcpgw / nginx", s.MCPGWOverNginx}, {"mcpgw / direct", s.MCPGWOverDirect}} {
-		if row.r == (Ratios{}) {
-			continue
+	ratioRow := func(name string, r Ratios) {
+		if r == (Ratios{}) {
+			return
 		}
-		fmt.Fprintf(b, "| *%s* | %s | %s | %s | %s | %s |  |  |\n", row.name,
-			formatRatio(row.r.Throughput), formatRatio(row.r.P50), formatRatio(row.r.P90),
-			formatRatio(row.r.P99), formatRatio(row.r.P999))
+		fmt.Fprintf(b, "| *%s* | %s | %s | %s | %s | %s |  |  |\n", name,
+			formatRatio(r.Throughput), formatRatio(r.P50), formatRatio(r.P90),
+			formatRatio(r.P99), formatRatio(r.P999))
+	}
+	for _, g := range s.Ratios {
+		ratioRow(g.Target+" / nginx", g.OverNginx)
+	}
+	for _, g := range s.Ratios {
+		ratioRow(g.Target+" / direct", g.OverDirect)
 	}
 	b.WriteString("\n")
 	if worst, inMedians := otherCPUWorst(s); worst > MaxOtherCPU {

@@ -71,12 +71,14 @@ func compactReport(rep *CompareReport) *CompareReport {
 	return &c
 }
 
-// targetColors are the plot colors: direct grey-blue, nginx green, mcpgw
-// orange (distinguishable with the common color-vision deficiencies).
+// targetColors are the plot colors: direct grey-blue, nginx green,
+// mcpgw-async orange, mcpgw-sync reddish purple (distinguishable with the
+// common color-vision deficiencies).
 var targetColors = map[string]string{
-	TargetDirect: "#5b7083",
-	TargetNginx:  "#009e73",
-	TargetMCPGW:  "#e66100",
+	TargetDirect:     "#5b7083",
+	TargetNginx:      "#009e73",
+	TargetMCPGWSync:  "#cc79a7",
+	TargetMCPGWAsync: "#e66100",
 }
 
 // ComparePanels makes the latency plot's panels: scenario 1 (closed loop)

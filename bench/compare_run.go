@@ -95,6 +95,18 @@ type scenario struct {
 	load    func(o *CompareOptions, rate float64) LoadConfig
 	lister  bool // uses the lister's token
 	oauth   bool // mcpgw gets the caller's OAuth access token, not the dev token
+	// asyncOnly measures only mcpgw-async of the two gateways: the
+	// scenario is not about the audit log's cost.
+	asyncOnly bool
+}
+
+// targets returns the targets a scenario measures, in CompareTargets
+// order.
+func (sc scenario) targets() []string {
+	if !sc.asyncOnly {
+		return CompareTargets
+	}
+	return []string{TargetDirect, TargetNginx, TargetMCPGWAsync}
 }
 
 var compareScenarios = []scenario{
@@ -111,9 +123,11 @@ var compareScenarios = []scenario{
 		// s1 with the access token mcpgw's authorization server issued
 		// (issue 4: the speed holds with OAuth tokens, a cached check per
 		// request). Direct and nginx do not authenticate; they are s1's
-		// again, measured beside it.
-		id:    "s1o",
-		oauth: true,
+		// again, measured beside it. The token check costs the same in
+		// either audit mode, and s1 measures both.
+		id:        "s1o",
+		oauth:     true,
+		asyncOnly: true,
 		summary: func(o *CompareOptions, _ float64) LoadSummary {
 			return LoadSummary{Method: "tools/call", Concurrency: o.Concurrency, Payload: o.Payload, Caller: "may call echo (OAuth access token)"}
 		},
@@ -199,6 +213,7 @@ func Compare(ctx context.Context, o CompareOptions) (*CompareReport, error) {
 	for _, sc := range compareScenarios {
 		loads = loads || picked[sc.id]
 	}
+	rep.Format = ReportFormat
 	if loads {
 		if err := compareLoads(ctx, &o, picked, rep); err != nil {
 			return nil, err
@@ -218,12 +233,22 @@ func Compare(ctx context.Context, o CompareOptions) (*CompareReport, error) {
 	return rep, nil
 }
 
+// compareMaxSpool is the audit.max_spool of the compared gateways: a full
+// make bench appends several GB to each spool (about 1.2–1.6 KB a tools/call
+// with full 2 KiB arguments), near mcpgw's default of 10 GiB, at which it
+// would refuse calls (when_full reject) and break the measurement. The
+// free-disk check before each measurement (MinFreeDisk) bounds the spools
+// instead; the limit costs nothing on the hot path either way (an atomic
+// load).
+const compareMaxSpool = "64GiB"
+
 // compareLoads measures the load scenarios picked (s1 … s4) against every
 // target on one stack, stopped before it returns.
 func compareLoads(ctx context.Context, o *CompareOptions, picked map[string]bool, rep *CompareReport) error {
 	st, err := startStack(ctx, stackOptions{
 		bin: o.Bin, nginx: o.Nginx, dir: o.WorkDir, tools: o.Tools, listerTools: o.ListerTools, log: o.Log,
-		idp: oauthProvider(o, picked),
+		gateways: pickedGateways(picked), idp: oauthProvider(o, picked),
+		maxSpool: compareMaxSpool,
 	})
 	if err != nil {
 		return err
@@ -257,7 +282,7 @@ func compareLoads(ctx context.Context, o *CompareOptions, picked map[string]bool
 		}
 		summary := sc.summary(o, s2rate)
 		sr := ScenarioReport{ID: sc.id, Title: scenarioTitle(sc.id, summary, o.Tools), Load: summary}
-		for _, t := range CompareTargets {
+		for _, t := range sc.targets() {
 			sr.Targets = append(sr.Targets, TargetRuns{Target: t})
 		}
 		fmt.Fprintf(o.Log, "\n%s: %s\n", sc.id, sr.Title)
@@ -274,9 +299,31 @@ func compareLoads(ctx context.Context, o *CompareOptions, picked map[string]bool
 		}
 		sr.Summarize()
 		rep.Scenarios = append(rep.Scenarios, sr)
+		fmt.Fprintf(o.Log, "  %s\n", st.spoolSizes())
 	}
 	rep.Targets = EvaluateTargets(IssueTargets, rep.Scenarios)
 	return nil
+}
+
+// pickedGateways returns the gateway targets the picked load scenarios
+// measure, in GatewayTargets order.
+func pickedGateways(picked map[string]bool) []string {
+	need := make(map[string]bool)
+	for _, sc := range compareScenarios {
+		if !picked[sc.id] {
+			continue
+		}
+		for _, t := range sc.targets() {
+			need[t] = true
+		}
+	}
+	var out []string
+	for _, t := range GatewayTargets {
+		if need[t] {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func pickScenarios(ids []string) (map[string]bool, error) {
@@ -304,24 +351,41 @@ func pickScenarios(ids []string) (map[string]bool, error) {
 
 // measureScenario runs the rounds of one scenario and fills sr's runs. It
 // returns the problems met; a target whose measurement broke is not driven
-// again.
+// again. It stops, with a problem, when the disk holding the run folder
+// has less than MinFreeDisk left, before the gateways' audit spools fill
+// it.
 func (st *stack) measureScenario(ctx context.Context, o *CompareOptions, sc scenario, rate float64, sr *ScenarioReport, cores int) []string {
 	var problems []string
 	for round := range o.Rounds {
-		for k := range CompareTargets {
-			ti := (k + round) % len(CompareTargets)
+		for k := range sr.Targets {
+			ti := (k + round) % len(sr.Targets)
 			tr := &sr.Targets[ti]
 			if tr.Error != "" {
 				continue
 			}
+			if free, err := freeDisk(st.dir); err != nil || free < MinFreeDisk {
+				msg := fmt.Sprintf("%s: stopped before round %d: ", sc.id, round+1)
+				if err != nil {
+					msg += err.Error()
+				} else {
+					msg += fmt.Sprintf("%s free on the disk of %s, less than the %s the runner keeps (the audit spools grow by GBs)", formatSize(free), st.dir, formatSize(MinFreeDisk))
+				}
+				for i := range sr.Targets {
+					if sr.Targets[i].Error == "" && len(sr.Targets[i].Rounds) < o.Rounds {
+						sr.Targets[i].Error = "not measured: too little free disk"
+					}
+				}
+				fmt.Fprintln(o.Log, "  "+msg)
+				return append(problems, msg)
+			}
 			lc := sc.load(o, rate)
 			lc.URL = st.url(tr.Target)
-			lc.Token = st.gw.CallerToken
+			lc.Token = st.callerToken
 			if sc.lister {
-				lc.Token = st.gw.ListerToken
+				lc.Token = st.listerToken
 			}
-			if sc.oauth && tr.Target == TargetMCPGW {
-				lc.Token = st.gw.OAuthToken
+			if g := st.gateway(tr.Target); sc.oauth && g != nil {
+				lc.Token = g.setup.OAuthToken
 			}
 			lc.Duration = o.Duration
 			lc.Warmup = o.Warmup
@@ -351,7 +415,7 @@ func (st *stack) measureScenario(ctx context.Context, o *CompareOptions, sc scen
 			}
 			tr.Rounds = append(tr.Rounds, res)
 			tr.OtherCPU = append(tr.OtherCPU, other)
-			fmt.Fprintf(o.Log, "  round %d/%d  %-6s %9s req/s  p50 %-9s p99 %-9s p99.9 %-9s errors %d  other cpu %.2f\n",
+			fmt.Fprintf(o.Log, "  round %d/%d  %-11s %9s req/s  p50 %-9s p99 %-9s p99.9 %-9s errors %d  other cpu %.2f\n",
 				round+1, o.Rounds, tr.Target, thousands(res.Throughput), formatMicros(res.Latency.P50),
 				formatMicros(res.Latency.P99), formatMicros(res.Latency.P999), res.Errors, other)
 		}

@@ -33,6 +33,12 @@ type SoakOptions struct {
 	Log io.Writer
 }
 
+// soakMaxSpool bounds the soak's audit spool (audit.max_spool, with
+// when_full drop_oldest_shipped, and every record counts as shipped when
+// nothing ships): at ~17k calls a second a 10-minute soak appends 15 GB or
+// more, which mcpgw's default 10 GiB, reject, would refuse.
+const soakMaxSpool = "2GiB"
+
 // Soak starts the backend and mcpgw, applies constant open-loop load through
 // mcpgw and samples its process every Interval.
 func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
@@ -52,7 +58,13 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 		o.Log = io.Discard
 	}
 	rep := &SoakReport{Started: time.Now(), Machine: ReadMachineInfo(ctx, "", "")}
-	st, err := startStack(ctx, stackOptions{bin: o.Bin, dir: o.WorkDir, tools: 100, listerTools: "tool_0000[0-9]", log: o.Log})
+	// The production default, sync audit, with the spool bounded
+	// (soakMaxSpool) so that a long soak reaches the steady state of a
+	// deployment that prunes, instead of a full spool refusing calls.
+	st, err := startStack(ctx, stackOptions{
+		bin: o.Bin, dir: o.WorkDir, tools: 100, listerTools: "tool_0000[0-9]", log: o.Log,
+		gateways: []string{TargetMCPGWSync}, maxSpool: soakMaxSpool, whenFull: "drop_oldest_shipped",
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -60,11 +72,12 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 	if err := st.verify(ctx, 100); err != nil {
 		return nil, err
 	}
-	url := st.gw.Frontend()
+	gw := st.gateways[0]
+	url := gw.setup.Frontend()
 
 	rep.Rate = o.Rate
 	if rep.Rate <= 0 {
-		probe, err := Run(ctx, LoadConfig{URL: url, Token: st.gw.CallerToken, Concurrency: o.Concurrency, Payload: o.Payload, Duration: 5 * time.Second, Warmup: time.Second})
+		probe, err := Run(ctx, LoadConfig{URL: url, Token: st.callerToken, Concurrency: o.Concurrency, Payload: o.Payload, Duration: 5 * time.Second, Warmup: time.Second})
 		if err != nil {
 			return nil, fmt.Errorf("bench: probing mcpgw's throughput: %w", err)
 		}
@@ -75,7 +88,7 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 		fmt.Fprintf(o.Log, "probe: mcpgw reaches %s req/s closed loop; soaking at %s req/s\n", thousands(probe.Throughput), thousands(rep.Rate))
 	}
 
-	pid := st.gateway.Pid()
+	pid := gw.proc.Pid()
 	var (
 		mu      sync.Mutex // guards samples
 		samples []SoakSample
@@ -117,7 +130,7 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 		}
 	}()
 	res, err := Run(ctx, LoadConfig{
-		URL: url, Token: st.gw.CallerToken, Concurrency: o.Concurrency, Payload: o.Payload,
+		URL: url, Token: st.callerToken, Concurrency: o.Concurrency, Payload: o.Payload,
 		Rate: rep.Rate, Duration: o.Duration, Warmup: warmup,
 	})
 	stopSampling()
@@ -148,13 +161,13 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 // admin listener's goroutine profile ("goroutine profile: total N"), with
 // the admin token mcpgw generated under its data_dir.
 func (st *stack) goroutines(ctx context.Context) (int64, error) {
-	tok, err := os.ReadFile(filepath.Join(st.gw.Dir, "data", "admin.token"))
+	tok, err := os.ReadFile(filepath.Join(st.gateways[0].setup.Dir, "data", "admin.token"))
 	if err != nil {
 		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+st.gw.Admin+"/debug/pprof/goroutine?debug=1", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+st.gateways[0].setup.Admin+"/debug/pprof/goroutine?debug=1", nil)
 	if err != nil {
 		return 0, err
 	}

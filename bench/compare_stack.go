@@ -32,22 +32,49 @@ type stackOptions struct {
 	dir         string
 	tools       int
 	listerTools string
-	sessions    bool             // the backend issues sessions and serves GET streams
-	idp         IdentityProvider // non-nil: mcpgw is the OAuth server in front of it
-	log         io.Writer
+	sessions    bool // the backend issues sessions and serves GET streams
+	// gateways are the mcpgw targets to start (GatewayTargets), each
+	// with the audit durability its name says.
+	gateways []string
+	// maxSpool and whenFull, when set, are each gateway's
+	// audit.max_spool and audit.when_full.
+	maxSpool, whenFull string
+	idp                IdentityProvider // non-nil: mcpgw is the OAuth server in front of it
+	log                io.Writer
 }
 
 // stack is the set of processes a run measures: the mock backend, nginx in
-// front of it and mcpgw in front of it, each on its own loopback port.
+// front of it and one mcpgw per audit mode in front of it, each on its own
+// loopback port.
 type stack struct {
 	log       io.Writer
 	dir       string             // configs and logs
 	procs     []*procrun.Process // in start order
 	backend   string             // host:port
 	nginxAddr string             // host:port, "" without nginx
-	gw        GatewaySetup
-	gateway   *procrun.Process
-	meter     *cpuMeter // counts the runner and every process above as ours
+	// callerToken and listerToken are the dev-user tokens every gateway
+	// accepts (GatewaySetup's).
+	callerToken, listerToken string
+	gateways                 []*gatewayInstance // in stackOptions.gateways order
+	meter                    *cpuMeter          // counts the runner and every process above as ours
+}
+
+// gatewayInstance is one mcpgw of a stack. Each has a folder of its own
+// (config, data_dir, audit spool) under the stack's.
+type gatewayInstance struct {
+	target string // TargetMCPGWSync or TargetMCPGWAsync
+	setup  GatewaySetup
+	proc   *procrun.Process
+}
+
+// gateway returns the instance of a gateway target, or nil.
+func (st *stack) gateway(target string) *gatewayInstance {
+	for _, g := range st.gateways {
+		if g.target == target {
+			return g
+		}
+	}
+	return nil
 }
 
 // startStack writes the configs, checks them with nginx -t and mcpgw check,
@@ -62,11 +89,14 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 	if err := os.Chmod(o.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	addrs, err := loopbackAddrs(4)
+	if len(o.gateways) == 0 {
+		return nil, errors.New("bench: BUG: a stack without a gateway")
+	}
+	addrs, err := loopbackAddrs(2 + 2*len(o.gateways))
 	if err != nil {
 		return nil, err
 	}
-	st = &stack{log: o.log, dir: o.dir, backend: addrs[0]}
+	st = &stack{log: o.log, dir: o.dir, backend: addrs[0], callerToken: randomToken("caller"), listerToken: randomToken("lister")}
 	defer func() {
 		if err != nil {
 			st.stop()
@@ -106,39 +136,56 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 		}
 	}
 
-	st.gw = GatewaySetup{
-		Dir:         o.dir,
-		Listen:      addrs[2],
-		Admin:       addrs[3],
-		Upstream:    "http://" + st.backend + "/mcp",
-		CallerToken: randomToken("caller"),
-		ListerToken: randomToken("lister"),
-		ListerTools: o.listerTools,
-	}
+	var envFile string
 	if o.idp != nil {
-		if st.gw.EnvFile, err = writeEnvFile(o.idp, o.dir); err != nil {
+		if envFile, err = writeEnvFile(o.idp, o.dir); err != nil {
 			return nil, err
 		}
-		st.gw.Issuer = o.idp.Issuer()
 	}
-	conf := filepath.Join(o.dir, "mcpgw.yaml")
-	if err := os.WriteFile(conf, []byte(GatewayConfig(st.gw)), 0o600); err != nil {
-		return nil, fmt.Errorf("bench: cannot write mcpgw.yaml: %w", err)
-	}
-	if _, err := runTool(ctx, toolLimit, gwBin, "check", "--config", conf); err != nil {
-		return nil, fmt.Errorf("bench: mcpgw check rejects its config: %w", err)
-	}
-	if err := st.start(ctx, "mcpgw", st.gw.Listen, gwBin, "serve", "--config", conf); err != nil {
-		return nil, err
-	}
-	st.gateway = st.procs[len(st.procs)-1]
-	if o.idp != nil {
-		// The caller's user logs in as a client would; its access token
-		// carries the same group as CallerToken's dev user.
-		if st.gw.OAuthToken, err = oauthLogin(ctx, o.idp, st.gw.ServerURL(), st.gw.Frontend(), "caller@bench.invalid", []string{"callers"}); err != nil {
+	for i, target := range o.gateways {
+		durability := GatewayDurability(target)
+		if durability == "" {
+			return nil, fmt.Errorf("bench: BUG: %q is not a gateway target", target)
+		}
+		g := &gatewayInstance{target: target, setup: GatewaySetup{
+			Dir:         filepath.Join(o.dir, target),
+			Listen:      addrs[2+2*i],
+			Admin:       addrs[3+2*i],
+			Upstream:    "http://" + st.backend + "/mcp",
+			Durability:  durability,
+			CallerToken: st.callerToken,
+			ListerToken: st.listerToken,
+			ListerTools: o.listerTools,
+			EnvFile:     envFile,
+			MaxSpool:    o.maxSpool,
+			WhenFull:    o.whenFull,
+		}}
+		if o.idp != nil {
+			g.setup.Issuer = o.idp.Issuer()
+		}
+		st.gateways = append(st.gateways, g)
+		if err := os.MkdirAll(g.setup.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("bench: cannot create %s's folder: %w", target, err)
+		}
+		conf := filepath.Join(g.setup.Dir, "mcpgw.yaml")
+		if err := os.WriteFile(conf, []byte(GatewayConfig(g.setup)), 0o600); err != nil {
+			return nil, fmt.Errorf("bench: cannot write %s's mcpgw.yaml: %w", target, err)
+		}
+		if _, err := runTool(ctx, toolLimit, gwBin, "check", "--config", conf); err != nil {
+			return nil, fmt.Errorf("bench: mcpgw check rejects %s's config: %w", target, err)
+		}
+		if err := st.start(ctx, target, g.setup.Listen, gwBin, "serve", "--config", conf); err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(st.log, "logged in through mcpgw's authorization server: an access token for caller@bench.invalid\n")
+		g.proc = st.procs[len(st.procs)-1]
+		if o.idp != nil {
+			// The caller's user logs in as a client would; its access
+			// token carries the same group as CallerToken's dev user.
+			if g.setup.OAuthToken, err = oauthLogin(ctx, o.idp, g.setup.ServerURL(), g.setup.Frontend(), "caller@bench.invalid", []string{"callers"}); err != nil {
+				return nil, fmt.Errorf("bench: logging in through %s: %w", target, err)
+			}
+			fmt.Fprintf(st.log, "logged in through %s's authorization server: an access token for caller@bench.invalid\n", target)
+		}
 	}
 	st.meter = &cpuMeter{}
 	for _, c := range st.procs {
@@ -163,10 +210,38 @@ func (st *stack) start(ctx context.Context, name, addr, bin string, args ...stri
 	return nil
 }
 
-// stop stops every process, the last started first.
+// spoolSizes says how large each gateway's audit spool is and how much
+// the disk holding them has free, for the progress log.
+func (st *stack) spoolSizes() string {
+	parts := make([]string, 0, len(st.gateways)+1)
+	for _, g := range st.gateways {
+		parts = append(parts, g.target+" "+formatSize(dirSize(g.setup.AuditDir())))
+	}
+	if free, err := freeDisk(st.dir); err == nil {
+		parts = append(parts, formatSize(free)+" free on the disk")
+	}
+	return "audit spools: " + strings.Join(parts, ", ")
+}
+
+// stop stops every process, the last started first, and removes each
+// gateway's audit spool (GBs after a few rounds of full 2 KiB arguments);
+// configs, logs and the rest of each data_dir stay for --keep.
 func (st *stack) stop() {
 	for i := len(st.procs) - 1; i >= 0; i-- {
 		st.procs[i].Stop(stopGrace)
+	}
+	for _, g := range st.gateways {
+		dir := g.setup.AuditDir()
+		if rel, err := filepath.Rel(st.dir, dir); err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+			fmt.Fprintf(st.log, "BUG: %s's audit spool %s is not inside the run folder %s; not removed\n", g.target, dir, st.dir)
+			continue
+		}
+		size := dirSize(dir)
+		if err := os.RemoveAll(dir); err != nil {
+			fmt.Fprintf(st.log, "cannot remove %s's audit spool: %v\n", g.target, err)
+			continue
+		}
+		fmt.Fprintf(st.log, "removed %s's audit spool (%s)\n", g.target, formatSize(size))
 	}
 }
 
@@ -187,8 +262,9 @@ func (st *stack) url(target string) string {
 		return "http://" + st.backend + "/mcp"
 	case TargetNginx:
 		return "http://" + st.nginxAddr + "/mcp"
-	case TargetMCPGW:
-		return st.gw.Frontend()
+	}
+	if g := st.gateway(target); g != nil {
+		return g.setup.Frontend()
 	}
 	panic("BUG: unknown target " + target)
 }
@@ -198,20 +274,23 @@ func (st *stack) url(target string) string {
 // nginx serve the backend's whole list, so that scenario 3 measures what it
 // says.
 func (st *stack) verify(ctx context.Context, tools int) error {
-	targets := []string{TargetDirect, TargetMCPGW}
+	targets := []string{TargetDirect}
 	if st.nginxAddr != "" {
-		targets = []string{TargetDirect, TargetNginx, TargetMCPGW}
+		targets = append(targets, TargetNginx)
+	}
+	for _, g := range st.gateways {
+		targets = append(targets, g.target)
 	}
 	counts := make(map[string]int)
 	for _, t := range targets {
-		res, err := Run(ctx, LoadConfig{URL: st.url(t), Token: st.gw.CallerToken, Concurrency: 2, Requests: 200})
+		res, err := Run(ctx, LoadConfig{URL: st.url(t), Token: st.callerToken, Concurrency: 2, Requests: 200})
 		if err != nil {
 			return fmt.Errorf("bench: a first tools/call load against %s failed: %w", t, err)
 		}
 		if res.Errors > 0 || res.Requests == 0 {
 			return fmt.Errorf("bench: a first tools/call load against %s: %d requests, %d errors%s", t, res.Requests, res.Errors, errorKinds(res))
 		}
-		n, err := countTools(ctx, st.url(t), st.gw.ListerToken)
+		n, err := countTools(ctx, st.url(t), st.listerToken)
 		if err != nil {
 			return fmt.Errorf("bench: tools/list against %s: %w", t, err)
 		}
@@ -223,10 +302,14 @@ func (st *stack) verify(ctx context.Context, tools int) error {
 	if st.nginxAddr != "" && counts[TargetNginx] != counts[TargetDirect] {
 		return fmt.Errorf("bench: nginx lists %d tools, the backend %d", counts[TargetNginx], counts[TargetDirect])
 	}
-	if n := counts[TargetMCPGW]; n == 0 || n >= counts[TargetDirect] {
-		return fmt.Errorf("bench: mcpgw shows the lister %d of the backend's %d tools: the policy filter is not in effect", n, counts[TargetDirect])
+	shown := make([]string, 0, len(st.gateways))
+	for _, g := range st.gateways {
+		if n := counts[g.target]; n == 0 || n >= counts[TargetDirect] {
+			return fmt.Errorf("bench: %s shows the lister %d of the backend's %d tools: the policy filter is not in effect", g.target, n, counts[TargetDirect])
+		}
+		shown = append(shown, fmt.Sprintf("%d through %s", counts[g.target], g.target))
 	}
-	fmt.Fprintf(st.log, "checked: tools/call answers on every target; tools/list has %d tools direct, %d through mcpgw\n", counts[TargetDirect], counts[TargetMCPGW])
+	fmt.Fprintf(st.log, "checked: tools/call answers on every target; tools/list has %d tools direct, %s\n", counts[TargetDirect], strings.Join(shown, ", "))
 	return nil
 }
 

@@ -57,12 +57,14 @@ func measureStreams(ctx context.Context, o *CompareOptions) (*StreamsReport, []s
 
 	st, err := startStack(ctx, stackOptions{
 		bin: o.Bin, dir: filepath.Join(o.WorkDir, "streams"), tools: 10, listerTools: "tool_0000[0-4]", sessions: true, log: o.Log,
+		gateways: []string{TargetMCPGWSync}, // the production default; idle streams append no records
 	})
 	if err != nil {
 		return fail("%v", err)
 	}
 	defer st.stop()
-	pid := st.gateway.Pid()
+	gw := st.gateways[0]
+	pid := gw.proc.Pid()
 
 	// A moment for mcpgw to finish starting, then its RSS with no stream.
 	select {
@@ -86,7 +88,7 @@ func measureStreams(ctx context.Context, o *CompareOptions) (*StreamsReport, []s
 	done := make(chan outcome, 1)
 	go func() {
 		res, err := HoldStreams(hctx, StreamsConfig{
-			URL: st.gw.Frontend(), Token: st.gw.CallerToken, Streams: sr.Streams,
+			URL: gw.setup.Frontend(), Token: st.callerToken, Streams: sr.Streams,
 			Progress: func(line string) { fmt.Fprintf(o.Log, "  %s\n", line) },
 		}, func(r *StreamsResult) { heldc <- *r })
 		done <- outcome{res, err}

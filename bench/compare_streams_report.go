@@ -81,6 +81,7 @@ func ProjectRSS(baseKiB, settledKiB int64, n, to int) (perStreamKiB, projectedKi
 func StreamsCheck(s *StreamsReport) TargetCheck {
 	c := TargetCheck{
 		Scenario: StreamsScenario,
+		Issues:   "3",
 		Goal:     fmt.Sprintf("%s idle SSE streams: RSS < %d MiB", thousands(StreamsTarget), StreamsRSSLimit),
 		Verdict:  "ERROR",
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -94,7 +95,7 @@ func TestGatewayConfig(t *testing.T) {
 	s := GatewaySetup{
 		Dir: "/tmp/run", Listen: "127.0.0.1:8082", Admin: "127.0.0.1:8083",
 		Upstream: "http://127.0.0.1:9001/mcp", CallerToken: `caller-"tok"`, ListerToken: "lister-tok",
-		ListerTools: "tool_000[0-9][0-9]",
+		ListerTools: "tool_000[0-9][0-9]", Durability: "async",
 	}
 	var got struct {
 		Server struct {
@@ -118,7 +119,9 @@ func TestGatewayConfig(t *testing.T) {
 				Tools    []string
 			} `yaml:"rules"`
 		} `yaml:"applications"`
-		Audit struct{ Dir string } `yaml:"audit"`
+		Audit struct {
+			Dir, Durability, Arguments string
+		} `yaml:"audit"`
 	}
 	dec := yaml.NewDecoder(strings.NewReader(GatewayConfig(s)))
 	dec.KnownFields(true)
@@ -145,8 +148,64 @@ func TestGatewayConfig(t *testing.T) {
 	if diff := cmp.Diff(map[string][]string{"callers": {"echo"}, "listers": {s.ListerTools}}, rules); diff != "" {
 		t.Errorf("rules (-want +got):\n%s", diff)
 	}
-	if got.Audit.Dir != "/tmp/run/audit" {
-		t.Errorf("audit dir: got %q", got.Audit.Dir)
+	if got.Audit.Dir != "/tmp/run/audit" || got.Audit.Durability != "async" || got.Audit.Arguments != "full" {
+		t.Errorf("audit: got %+v, want dir /tmp/run/audit, durability async, arguments full", got.Audit)
+	}
+}
+
+func TestGatewayConfigAudit(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup GatewaySetup
+		want  map[string]string
+	}{
+		{"default durability", GatewaySetup{Dir: "/r"}, map[string]string{"dir": "/r/audit", "arguments": "full"}},
+		{"sync", GatewaySetup{Dir: "/r", Durability: "sync"}, map[string]string{"dir": "/r/audit", "durability": "sync", "arguments": "full"}},
+		{"bounded spool", GatewaySetup{Dir: "/r", Durability: "sync", MaxSpool: "2GiB", WhenFull: "drop_oldest_shipped"},
+			map[string]string{"dir": "/r/audit", "durability": "sync", "arguments": "full", "max_spool": "2GiB", "when_full": "drop_oldest_shipped"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got struct {
+				Audit map[string]string `yaml:"audit"`
+			}
+			if err := yaml.Unmarshal([]byte(GatewayConfig(tc.setup)), &got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got.Audit); diff != "" {
+				t.Errorf("audit (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestGatewayDurability(t *testing.T) {
+	for _, target := range CompareTargets {
+		d := GatewayDurability(target)
+		isGateway := slices.Contains(GatewayTargets, target)
+		if isGateway != (d != "") || isGateway && "mcpgw-"+d != target {
+			t.Errorf("GatewayDurability(%q): got %q", target, d)
+		}
+	}
+}
+
+func TestScenarioTargets(t *testing.T) {
+	got := map[string][]string{}
+	for _, sc := range compareScenarios {
+		got[sc.id] = sc.targets()
+	}
+	all := []string{TargetDirect, TargetNginx, TargetMCPGWSync, TargetMCPGWAsync}
+	want := map[string][]string{
+		"s1": all, "s2": all, "s3": all, "s4": all,
+		"s1o": {TargetDirect, TargetNginx, TargetMCPGWAsync},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("targets per scenario (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{TargetMCPGWAsync}, pickedGateways(map[string]bool{"s1o": true})); diff != "" {
+		t.Errorf("gateways of s1o alone (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(GatewayTargets, pickedGateways(map[string]bool{"s1o": true, "s3": true})); diff != "" {
+		t.Errorf("gateways of s1o and s3 (-want +got):\n%s", diff)
 	}
 }
 
@@ -203,7 +262,9 @@ func scenarioWith(id string, open bool, rounds map[string][]*Result) ScenarioRep
 		s.Load.Rate = 1000
 	}
 	for _, t := range CompareTargets {
-		s.Targets = append(s.Targets, TargetRuns{Target: t, Rounds: rounds[t]})
+		if _, ok := rounds[t]; ok || GatewayDurability(t) == "" {
+			s.Targets = append(s.Targets, TargetRuns{Target: t, Rounds: rounds[t]})
+		}
 	}
 	s.Summarize()
 	return s
@@ -211,56 +272,66 @@ func scenarioWith(id string, open bool, rounds map[string][]*Result) ScenarioRep
 
 func TestSummarize(t *testing.T) {
 	s := scenarioWith("s1", false, map[string][]*Result{
-		TargetDirect: results(100, 90, 110),
-		TargetNginx:  results(50, 40, 45),
-		TargetMCPGW:  results(60, 45, 50),
+		TargetDirect:     results(100, 90, 110),
+		TargetNginx:      results(50, 40, 45),
+		TargetMCPGWSync:  results(30, 40, 36),
+		TargetMCPGWAsync: results(60, 45, 50),
 	})
 	if got := s.runs(TargetNginx).Median.Throughput; got != 45 {
 		t.Errorf("nginx median: got %v, want 45", got)
 	}
-	if got, want := s.MCPGWOverNginx.Throughput, 50.0/45; math.Abs(got-want) > 1e-9 {
-		t.Errorf("mcpgw/nginx: got %v, want %v", got, want)
+	got := map[string][2]float64{}
+	for _, r := range s.Ratios {
+		got[r.Target] = [2]float64{r.OverNginx.Throughput, r.OverDirect.Throughput}
 	}
-	if got, want := s.MCPGWOverDirect.Throughput, 0.5; math.Abs(got-want) > 1e-9 {
-		t.Errorf("mcpgw/direct: got %v, want %v", got, want)
+	want := map[string][2]float64{TargetMCPGWSync: {36.0 / 45, 0.36}, TargetMCPGWAsync: {50.0 / 45, 0.5}}
+	if diff := cmp.Diff(want, got, cmpApprox); diff != "" {
+		t.Errorf("throughput ratios over nginx and direct (-want +got):\n%s", diff)
+	}
+	if len(s.Ratios) != 2 || s.Ratios[0].Target != TargetMCPGWSync {
+		t.Errorf("ratios: got %+v, want sync then async", s.Ratios)
 	}
 	// Open loop: the median is by p99, which here falls as throughput rises.
 	open := scenarioWith("s2", true, map[string][]*Result{
-		TargetNginx: {{Latency: Percentiles{P99: 300}}, {Latency: Percentiles{P99: 100}}, {Latency: Percentiles{P99: 200}}},
-		TargetMCPGW: {{Latency: Percentiles{P99: 250}}},
+		TargetNginx:      {{Latency: Percentiles{P99: 300}}, {Latency: Percentiles{P99: 100}}, {Latency: Percentiles{P99: 200}}},
+		TargetMCPGWAsync: {{Latency: Percentiles{P99: 250}}},
 	})
-	if got := open.MCPGWOverNginx.P99; got != 1.25 {
-		t.Errorf("open loop mcpgw/nginx p99: got %v, want 1.25", got)
+	if len(open.Ratios) != 1 {
+		t.Fatalf("open loop ratios: got %+v, want mcpgw-async's only", open.Ratios)
 	}
-	if open.MCPGWOverDirect != (Ratios{}) {
-		t.Errorf("mcpgw/direct without direct runs: got %+v, want zero", open.MCPGWOverDirect)
+	if got := open.Ratios[0].OverNginx.P99; got != 1.25 {
+		t.Errorf("open loop mcpgw-async/nginx p99: got %v, want 1.25", got)
+	}
+	if open.Ratios[0].OverDirect != (Ratios{}) {
+		t.Errorf("mcpgw-async/direct without direct runs: got %+v, want zero", open.Ratios[0].OverDirect)
 	}
 }
 
 func TestEvaluateTargets(t *testing.T) {
 	s1 := scenarioWith("s1", false, map[string][]*Result{
-		TargetDirect: results(100), TargetNginx: results(50), TargetMCPGW: results(55),
+		TargetDirect: results(100), TargetNginx: results(50), TargetMCPGWSync: results(39), TargetMCPGWAsync: results(55),
 	})
 	s2 := scenarioWith("s2", true, map[string][]*Result{
-		TargetDirect: {{Throughput: 1000, Latency: Percentiles{P99: 100}}},
-		TargetNginx:  {{Throughput: 1000, Latency: Percentiles{P99: 200}}},
-		TargetMCPGW:  {{Throughput: 1000, Latency: Percentiles{P99: 320}}},
+		TargetDirect:     {{Throughput: 1000, Latency: Percentiles{P99: 100}}},
+		TargetNginx:      {{Throughput: 1000, Latency: Percentiles{P99: 200}}},
+		TargetMCPGWSync:  {{Throughput: 1000, Latency: Percentiles{P99: 400}}},
+		TargetMCPGWAsync: {{Throughput: 1000, Latency: Percentiles{P99: 320}}},
 	})
 	s3 := scenarioWith("s3", false, map[string][]*Result{
-		TargetDirect: results(10), TargetNginx: results(8), TargetMCPGW: results(6.4),
+		TargetDirect: results(10), TargetNginx: results(8), TargetMCPGWAsync: results(6.4),
 	})
 	saturated := scenarioWith("s2", true, map[string][]*Result{
-		TargetDirect: {{Throughput: 1000, Latency: Percentiles{P99: 100}}},
-		TargetNginx:  {{Throughput: 900, Latency: Percentiles{P99: 200}}},
-		TargetMCPGW:  {{Throughput: 990, Latency: Percentiles{P99: 250}}},
+		TargetDirect:     {{Throughput: 1000, Latency: Percentiles{P99: 100}}},
+		TargetNginx:      {{Throughput: 900, Latency: Percentiles{P99: 200}}},
+		TargetMCPGWAsync: {{Throughput: 990, Latency: Percentiles{P99: 250}}},
 	})
 	if diff := cmp.Diff([]string{TargetNginx}, saturated.Saturated); diff != "" {
 		t.Errorf("saturated (-want +got):\n%s", diff)
 	}
-	broken := scenarioWith("s3", false, map[string][]*Result{
-		TargetDirect: results(10), TargetNginx: results(8),
+	broken := scenarioWith("s1", false, map[string][]*Result{
+		TargetDirect: results(10), TargetNginx: results(8), TargetMCPGWSync: nil, TargetMCPGWAsync: results(8.8),
 	})
-	broken.Targets[2].Error = "mcpgw exited"
+	broken.runs(TargetMCPGWSync).Error = "mcpgw-sync exited"
 	broken.Summarize()
 
 	for _, tc := range []struct {
@@ -272,32 +343,38 @@ func TestEvaluateTargets(t *testing.T) {
 			name:      "all measured",
 			scenarios: []ScenarioReport{s1, s2, s3},
 			want: []TargetCheck{
-				{Scenario: "s1", Goal: "mcpgw throughput ≥ 1.0x nginx", Ratio: 1.1, Verdict: "PASS"},
-				{Scenario: "s2", Goal: "mcpgw p99 ≤ 1.5x nginx", Ratio: 1.6, Verdict: "FAIL"},
-				{Scenario: "s3", Goal: "mcpgw throughput ≥ 0.8x nginx", Ratio: 0.8, Verdict: "PASS"},
+				{Scenario: "s1", Target: TargetMCPGWAsync, Issues: "3, 5", Goal: "mcpgw-async throughput ≥ 1.0x nginx", Ratio: 1.1, Verdict: "PASS"},
+				{Scenario: "s1", Target: TargetMCPGWSync, Issues: "5", Goal: "mcpgw-sync throughput ≥ 0.8x nginx", Ratio: 0.78, Verdict: "FAIL"},
+				{Scenario: "s2", Target: TargetMCPGWAsync, Issues: "3", Goal: "mcpgw-async p99 ≤ 1.5x nginx", Ratio: 1.6, Verdict: "FAIL"},
+				{Scenario: "s3", Target: TargetMCPGWAsync, Issues: "3", Goal: "mcpgw-async throughput ≥ 0.8x nginx", Ratio: 0.8, Verdict: "PASS"},
 			},
 		},
 		{
 			name:      "a saturated nginx is noted",
 			scenarios: []ScenarioReport{saturated},
-			want: []TargetCheck{{Scenario: "s2", Goal: "mcpgw p99 ≤ 1.5x nginx", Ratio: 1.25, Verdict: "PASS",
+			want: []TargetCheck{{Scenario: "s2", Target: TargetMCPGWAsync, Issues: "3", Goal: "mcpgw-async p99 ≤ 1.5x nginx", Ratio: 1.25, Verdict: "PASS",
 				Note: "nginx did not keep up with the offered rate, so this compares queues; rerun on a quiet machine"}},
 		},
 		{
-			name:      "a broken scenario is an error, a missing one is left out",
+			name:      "a broken target is an error, a missing scenario is left out",
 			scenarios: []ScenarioReport{broken},
-			want:      []TargetCheck{{Scenario: "s3", Goal: "mcpgw throughput ≥ 0.8x nginx", Verdict: "ERROR"}},
+			want: []TargetCheck{
+				{Scenario: "s1", Target: TargetMCPGWAsync, Issues: "3, 5", Goal: "mcpgw-async throughput ≥ 1.0x nginx", Ratio: 1.1, Verdict: "PASS"},
+				{Scenario: "s1", Target: TargetMCPGWSync, Issues: "5", Goal: "mcpgw-sync throughput ≥ 0.8x nginx", Verdict: "ERROR"},
+			},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := EvaluateTargets(IssueTargets, tc.scenarios)
-			approx := cmp.Comparer(func(a, b float64) bool { return math.Abs(a-b) < 1e-9 })
-			if diff := cmp.Diff(tc.want, got, approx); diff != "" {
+			if diff := cmp.Diff(tc.want, got, cmpApprox); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
 	}
 }
+
+// cmpApprox compares floats to 1e-9.
+var cmpApprox = cmp.Comparer(func(a, b float64) bool { return math.Abs(a-b) < 1e-9 })
 
 func TestMeasurementProblem(t *testing.T) {
 	for _, tc := range []struct {
@@ -339,11 +416,11 @@ func sampleReport() *CompareReport {
 		return []*Result{{Requests: 1000, Throughput: tp, Latency: Percentiles{P50: 100 * float64(scale), P90: 400 * float64(scale), P99: 1500 * float64(scale), P999: 2800 * float64(scale), Max: 3000 * float64(scale)}, Histogram: hist(scale)}}
 	}
 	s1 := scenarioWith("s1", false, map[string][]*Result{
-		TargetDirect: res(90000, 1), TargetNginx: res(45000, 2), TargetMCPGW: res(47000, 2),
+		TargetDirect: res(90000, 1), TargetNginx: res(45000, 2), TargetMCPGWSync: res(40500, 2), TargetMCPGWAsync: res(47000, 2),
 	})
 	s1.Title = "tools/call, 2 KiB arguments, 64 connections, closed loop"
 	s2 := scenarioWith("s2", true, map[string][]*Result{
-		TargetDirect: res(22500, 1), TargetNginx: res(22500, 2), TargetMCPGW: res(22500, 3),
+		TargetDirect: res(22500, 1), TargetNginx: res(22500, 2), TargetMCPGWSync: res(22500, 4), TargetMCPGWAsync: res(22500, 3),
 	})
 	s2.Title = "open loop <& \"quoted\">"
 	s2.Load.Payload = 2048
@@ -363,11 +440,15 @@ func TestWriteMarkdown(t *testing.T) {
 	}
 	md := b.String()
 	for _, want := range []string{
-		"| mcpgw | 47,000 | 200µs | 800µs | 3.00ms | 5.60ms | 6.00ms | 0 |",
-		"| *mcpgw / nginx* | 1.04x | 1.00x | 1.00x | 1.00x | 1.00x |",
-		"| *mcpgw / direct* | 0.52x | 2.00x |",
-		"| s1 | mcpgw throughput ≥ 1.0x nginx | 1.04x | **PASS** |",
-		"| s2 | mcpgw p99 ≤ 1.5x nginx | 1.50x | **PASS** |",
+		"| mcpgw-async | 47,000 | 200µs | 800µs | 3.00ms | 5.60ms | 6.00ms | 0 |",
+		"| mcpgw-sync | 40,500 | 200µs |",
+		"| *mcpgw-sync / nginx* | 0.90x | 1.00x | 1.00x | 1.00x | 1.00x |  |  |\n| *mcpgw-async / nginx* | 1.04x | 1.00x | 1.00x | 1.00x | 1.00x |",
+		"| *mcpgw-async / direct* | 0.52x | 2.00x |",
+		"| *mcpgw-sync / direct* | 0.45x | 2.00x |",
+		"| scenario | target | issue | measured | verdict |",
+		"| s1 | mcpgw-async throughput ≥ 1.0x nginx | 3, 5 | 1.04x | **PASS** |",
+		"| s1 | mcpgw-sync throughput ≥ 0.8x nginx | 5 | 0.90x | **PASS** |",
+		"| s2 | mcpgw-async p99 ≤ 1.5x nginx | 3 | 1.50x | **PASS** |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
@@ -385,7 +466,7 @@ func TestWriteMarkdown(t *testing.T) {
 
 func TestOtherCPUNote(t *testing.T) {
 	s := scenarioWith("s1", false, map[string][]*Result{
-		TargetDirect: results(100, 90, 110), TargetNginx: results(50, 40, 45), TargetMCPGW: results(60, 45, 50),
+		TargetDirect: results(100, 90, 110), TargetNginx: results(50, 40, 45), TargetMCPGWAsync: results(60, 45, 50),
 	})
 	for i := range s.Targets {
 		s.Targets[i].OtherCPU = []float64{0, 0, 0}
@@ -498,11 +579,11 @@ func TestWriteLatencySVG(t *testing.T) {
 	if root != "svg" {
 		t.Errorf("root element: got %q, want svg", root)
 	}
-	if counts["polyline"] != 6 {
-		t.Errorf("got %d curves, want 6 (3 targets in 2 panels)", counts["polyline"])
+	if counts["polyline"] != 8 {
+		t.Errorf("got %d curves, want 8 (4 targets in 2 panels)", counts["polyline"])
 	}
 	all := strings.Join(texts, "\n")
-	for _, want := range []string{"50%", "99.99%", "nginx 45,000 req/s", "mcpgw 47,000 req/s", "direct", "latency (log scale)", "Scenario 2: tools/call 2 KiB, open loop at 1,000 req/s, 64 connections"} {
+	for _, want := range []string{"50%", "99.99%", "nginx 45,000 req/s", "mcpgw-async 47,000 req/s", "mcpgw-sync 40,500 req/s", "direct", "latency (log scale)", "Scenario 2: tools/call 2 KiB, open loop at 1,000 req/s, 64 connections"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("the plot lacks the text %q", want)
 		}

@@ -1,8 +1,10 @@
 // Package bench measures MCP Streamable HTTP endpoints: a load generator
 // (mcpgw-bench), a fast mock MCP backend that is never the bottleneck, and
 // the comparison runner behind make bench, which drives the backend
-// directly, through nginx as a plain reverse proxy and through mcpgw in one
-// run and reports the ratios (DESIGN.md section 8).
+// directly, through nginx as a plain reverse proxy and through two mcpgw
+// instances, one with sync and one with async audit (mcpgw-sync,
+// mcpgw-async), in one run and reports each mcpgw's ratios (DESIGN.md
+// section 8).
 //
 // # Load generator (Run)
 //

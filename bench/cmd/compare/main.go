@@ -1,11 +1,15 @@
 // Command compare is the comparison runner behind make bench and make soak
 // (DESIGN.md section 8). It starts the mock MCP backend (bin/mcpgw-bench
-// backend), nginx as a plain keepalive reverse proxy and mcpgw (bin/mcpgw
-// serve), each on a free loopback port, and measures every scenario against
-// the backend directly, through nginx and through mcpgw, interleaved. It
-// writes bench/results/latest.json, latest.md and latest.svg and prints the
+// backend), nginx as a plain keepalive reverse proxy and two mcpgw
+// instances (bin/mcpgw serve), mcpgw-sync and mcpgw-async, alike but for
+// audit.durability, each on free loopback ports, and measures every
+// scenario against the backend directly, through nginx and through each
+// mcpgw (s1o through mcpgw-async only), interleaved. It writes
+// bench/results/latest.json, latest.md and latest.svg and prints the
 // markdown table. Scenario "streams" instead holds up to 10,000 idle SSE
-// streams through an mcpgw of its own and reports its settled RSS.
+// streams through an mcpgw of its own and reports its settled RSS. The
+// gateways' audit spools are removed when their processes stop, also with
+// --keep.
 //
 // With --soak DURATION it instead soaks mcpgw at constant load and checks
 // that its memory, threads and descriptors stay flat.
