@@ -138,16 +138,43 @@ func (l *Log) markShipped(seq uint64) error {
 // first remaining record against it), compacts the deleted range so that
 // the disk space is freed, and returns how many records it deleted.
 func (l *Log) Prune(before time.Time) (int, error) {
+	l.pruneMu.Lock()
+	defer l.pruneMu.Unlock()
 	limit := l.shippedLimit()
-	n, err := l.deletePrefix(func(seq uint64, line []byte) bool {
+	var (
+		n       int
+		last    uint64
+		hash    Hash
+		badLine bool
+	)
+	err := l.ScanJSON(0, func(seq uint64, line []byte) bool {
 		if seq > limit {
 			return false
 		}
-		t, ok := recordTime(line)
-		return ok && t.Before(before)
+		t, tok := recordTime(line)
+		h, hok := recordHash(line)
+		if !tok || !hok {
+			badLine = true
+			return false
+		}
+		if !t.Before(before) {
+			return false
+		}
+		n, last, hash = n+1, seq, h
+		return true
 	})
+	if badLine {
+		// Deleting past a record we cannot read would hide it.
+		l.log.Error("audit retention stops at a malformed record; run verify", "after_seq", last)
+	}
+	if err == nil && n > 0 {
+		err = l.deleteThrough(last, &hash)
+	}
+	if err != nil {
+		return 0, err
+	}
 	l.pruned.Add(uint64(n))
-	return n, err
+	return n, nil
 }
 
 // RunRetention prunes the records older than retention (by the Log's
@@ -188,93 +215,83 @@ func (l *Log) dropShipped() {
 	if excess <= 0 || used <= 0 {
 		return
 	}
+	l.pruneMu.Lock()
+	defer l.pruneMu.Unlock()
 	limit := l.shippedLimit()
 	head, _ := l.Last()
-	first, err := l.firstSeq()
-	if err != nil || first == 0 || first > limit {
-		return
+	var first, last uint64
+	var hash Hash
+	err := l.withDB(func(db *pebble.DB) error {
+		var lo, hi [9]byte
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: recordKey(&lo, 0), UpperBound: recordKey(&hi, limit+1)})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		if !it.First() {
+			return it.Error()
+		}
+		first = binary.BigEndian.Uint64(it.Key()[1:])
+		// Records take the spool's space in proportion to their number,
+		// near enough: what the estimate misses (write-ahead log,
+		// overheads), the next round takes.
+		want := max(1, uint64(float64(head-first+1)*float64(excess)/float64(used)+0.5))
+		if !it.SeekLT(recordKey(&hi, min(limit, first+want-1)+1)) {
+			return it.Error()
+		}
+		last = binary.BigEndian.Uint64(it.Key()[1:])
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		if h, ok := recordHash(v); ok {
+			hash = h
+			return nil
+		}
+		return fmt.Errorf("record %d is malformed; run verify", last)
+	})
+	if err == nil && last > 0 {
+		err = l.deleteThrough(last, &hash)
 	}
-	// Records take the spool's space in proportion to their number, near
-	// enough: what the estimate misses (write-ahead log, overheads), the
-	// next round takes.
-	present := head - first + 1
-	want := max(1, uint64(float64(present)*float64(excess)/float64(used)+0.5))
-	last := min(limit, first+want-1)
-	n, err := l.deletePrefix(func(seq uint64, _ []byte) bool { return seq <= last })
 	if err != nil {
 		l.log.Error("cannot drop shipped records from a full spool", "err", err)
 		return
 	}
-	if n > 0 {
-		l.dropped.Add(uint64(n))
+	if last > 0 {
+		n := last - first + 1
+		l.dropped.Add(n)
 		l.log.Warn("audit spool full: dropped the oldest shipped records", "records", n, "through_seq", last)
 	}
 }
 
-// firstSeq returns the oldest record present, or 0 for none.
-func (l *Log) firstSeq() (uint64, error) {
-	var first uint64
-	err := l.ScanJSON(0, func(seq uint64, _ []byte) bool { first = seq; return false })
-	return first, err
-}
-
-// deletePrefix deletes the records from the oldest present on while del
-// says so, with the anchor moved to the last of them in the same batch,
-// then compacts them away and refreshes the spool size.
-func (l *Log) deletePrefix(del func(seq uint64, line []byte) bool) (int, error) {
-	l.pruneMu.Lock()
-	defer l.pruneMu.Unlock()
-	l.dbMu.RLock()
-	defer l.dbMu.RUnlock()
-	if l.dbClosed {
-		return 0, ErrClosed
-	}
-	var (
-		n       int
-		last    uint64
-		lastH   Hash
-		badLine bool
-	)
-	err := scanJSON(l.db, 0, func(seq uint64, line []byte) bool {
-		if !del(seq, line) {
-			return false
-		}
-		h, ok := recordHash(line)
-		if !ok {
-			badLine = true
-			return false
-		}
-		n, last, lastH = n+1, seq, h
-		return true
-	})
-	if err != nil {
-		return 0, err
-	}
-	if badLine {
-		// Deleting past a record we cannot read would hide it.
-		l.log.Error("audit spool: a malformed record stops deletion; run verify", "after_seq", last)
-	}
-	if n == 0 {
-		return 0, nil
-	}
+// deleteThrough deletes the records from the oldest present through
+// last, whose hash is hash, with the anchor moved to last in the same
+// batch, then compacts them away and wakes the maintainer to measure.
+// The caller holds pruneMu.
+func (l *Log) deleteThrough(last uint64, hash *Hash) error {
 	var lo, hi [9]byte
-	b := l.db.NewBatch()
-	defer b.Close()
-	if err := b.DeleteRange(recordKey(&lo, 0), recordKey(&hi, last+1), nil); err != nil {
-		return 0, fmt.Errorf("auditlog: cannot delete records: %w", err)
-	}
-	if err := b.Set(keyAnchor, seqHash(last, &lastH), nil); err != nil {
-		return 0, fmt.Errorf("auditlog: cannot delete records: %w", err)
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return 0, fmt.Errorf("auditlog: cannot delete records: %w", err)
-	}
-	// Deleted keys take space until a compaction drops them.
-	if err := l.db.Compact(l.ctx, recordKey(&lo, 0), recordKey(&hi, last+1), false); err != nil && l.ctx.Err() == nil {
-		l.log.Warn("cannot compact deleted audit records", "err", err)
-	}
-	l.wake() // the maintainer refreshes the size (and Full)
-	return n, nil
+	recordKey(&lo, 0)
+	recordKey(&hi, last+1)
+	return l.withDB(func(db *pebble.DB) error {
+		b := db.NewBatch()
+		defer b.Close()
+		err := b.DeleteRange(lo[:], hi[:], nil)
+		if err == nil {
+			err = b.Set(keyAnchor, seqHash(last, hash), nil)
+		}
+		if err == nil {
+			err = b.Commit(pebble.Sync)
+		}
+		if err != nil {
+			return fmt.Errorf("auditlog: cannot delete records: %w", err)
+		}
+		// Deleted keys take space until a compaction drops them.
+		if err := db.Compact(l.ctx, lo[:], hi[:], false); err != nil && l.ctx.Err() == nil {
+			l.log.Warn("cannot compact deleted audit records", "err", err)
+		}
+		l.wake()
+		return nil
+	})
 }
 
 // recordTime returns the time member of a stored record. The members

@@ -296,3 +296,21 @@ func BenchmarkFullBaselineMetrics(b *testing.B) {
 		}
 	})
 }
+
+// TestPruneStopsAtMalformedRecord: retention never deletes past a record
+// it cannot read, which would hide the damage from Verify.
+func TestPruneStopsAtMalformedRecord(t *testing.T) {
+	l := openTest(t, vfs.NewMem(), Options{})
+	defer closeTest(t, l)
+	appendAt(t, l, 0, 1, 2, 3)
+	if err := l.db.Set(key(3), []byte("{"), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.Prune(hour0.Add(10 * time.Hour)); n != 2 || err != nil {
+		t.Errorf("Prune: got %d, %v; want 2", n, err)
+	}
+	var ce *ChainError
+	if err := l.Verify(); !errors.As(err, &ce) || *ce != (ChainError{Seq: 3, Kind: BreakMalformed}) {
+		t.Errorf("Verify: got %v, want record 3 malformed", err)
+	}
+}
