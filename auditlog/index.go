@@ -171,8 +171,11 @@ func (x *indexer) add(b *pebble.Batch, seq uint64, ix *indexFields) error {
 		x.sessions[string(ix.session)] = g
 	}
 	g.last = seq
-	g.lastSeen = max(g.lastSeen, ix.time)
-	g.records++
+	if ix.flags&ixAudited == 0 {
+		// An audit mark is about the session, not part of it.
+		g.lastSeen = max(g.lastSeen, ix.time)
+		g.records++
+	}
 	if ix.flags&ixRequest != 0 {
 		g.requests++
 	}

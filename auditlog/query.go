@@ -81,9 +81,11 @@ type Session struct {
 	LastSeen        time.Time `json:"last_seen,omitzero"`
 	Ended           time.Time `json:"ended,omitzero"`
 	EndReason       string    `json:"end_reason,omitempty"`
-	// Records counts every record of the session; Requests the client's
-	// requests; Denied the messages with decision deny, approval_required
-	// or refused; Errors the responses with status error.
+	// Records counts the session's records (its audit marks are about
+	// it, not part of it: they count neither here nor in LastSeen);
+	// Requests the client's requests; Denied the messages with decision
+	// deny, approval_required or refused; Errors the responses with status
+	// error.
 	Records  uint64   `json:"records"`
 	Requests uint64   `json:"requests"`
 	Denied   uint64   `json:"denied"`

@@ -257,8 +257,8 @@ func TestSessions(t *testing.T) {
 		ID: "sa", SessionID: "sa", App: "crm", User: "alice", Groups: []string{"eng"},
 		Device:       Device{ClientName: "claude-code", ClientVersion: "2.0", UserAgent: "node", RemoteAddr: "10.0.0.9:4000"},
 		ResourceType: ResourceTypeMCP, ProtocolVersion: "2025-11-25", StartID: "gw1-1",
-		Started: t0, LastSeen: sa.Audited.Time, Ended: t0.Add(3 * time.Hour), EndReason: "deleted by client",
-		Records: 7, Requests: 2, Denied: 1, Errors: 1,
+		Started: t0, LastSeen: t0.Add(3 * time.Hour), Ended: t0.Add(3 * time.Hour), EndReason: "deleted by client",
+		Records: 6, Requests: 2, Denied: 1, Errors: 1,
 		Audited: &Audited{By: "auditor@example.com", Time: sa.Audited.Time, Comment: "looked fine", RecordID: "gw1-11"},
 	}
 	if diff := cmp.Diff(wantSA, sa); diff != "" {
