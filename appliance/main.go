@@ -41,6 +41,8 @@ func Main(args []string, env Env) int {
 		return runCheck(args, env)
 	case "explain":
 		return runExplain(args, env)
+	case "audit":
+		return runAudit(args, env)
 	case "version":
 		fmt.Fprintln(env.Stdout, "mcpgw", Version())
 		return ExitOK
@@ -59,6 +61,10 @@ func usage(w io.Writer) {
   mcpgw check   [--config F]      validate config, print each app's compiled rules
   mcpgw explain [--config F] --app NAME --user U [--groups G,..] --method M --name N
                                   would this be allowed, by which rule, why
+  mcpgw audit   sessions|activity|tail|verify [--config F] [filters] [--json]
+                                  read the audit log (filters: --app --user --session --method
+                                  --name --decision --kind --audited --since --until); verify the
+                                  hash chain; through the admin API while the gateway runs
   mcpgw version
 --config defaults to $MCPGW_CONFIG, else /etc/mcpgw/mcpgw.yaml.
 `)
