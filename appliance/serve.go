@@ -149,11 +149,14 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 	}
 	var current atomic.Pointer[compiled]
 	current.Store(comp)
-	admin := newAdminHTTPServer(newAdminServer(adminToken, func(ctx context.Context) readiness {
+	adminSrv := newAdminServer(adminToken, func(ctx context.Context) readiness {
 		rd := ids.readiness(ctx, current.Load())
 		audit.readiness(&rd)
 		return rd
-	}), log.With("component", "admin"))
+	})
+	adminSrv.mountAudit(audit.log, func() RolesConfig { return current.Load().cfg.Roles },
+		adminUserVerifier(&current, isLoopbackAddr(adminLn.Addr())))
+	admin := newAdminHTTPServer(adminSrv, log.With("component", "admin"))
 
 	errc := make(chan error, 1)
 	adminErrc := make(chan error, 1)
@@ -213,6 +216,31 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 				log.Warn("changed settings take effect only after a restart; the running values stay", "keys", keys)
 			}
 		}
+	}
+}
+
+// adminUserVerifier checks a user's bearer token on the admin listener, as
+// the frontend would for some application: a dev user (on a loopback
+// admin listener, or with identity.allow_dev_users), or a token the
+// identity section verifies for one of the applications. The roles come
+// from the user's groups (roles.admin_groups, roles.auditor_groups).
+func adminUserVerifier(current *atomic.Pointer[compiled], loopback bool) func([]byte) (*identity.Principal, bool) {
+	return func(tok []byte) (*identity.Principal, bool) {
+		snap := current.Load().snap
+		if snap.DevUsers != nil && (loopback || snap.AllowDevUsersRemote) {
+			if p, ok := snap.DevUsers.Lookup(tok); ok {
+				return p, true
+			}
+		}
+		if snap.Tokens == nil {
+			return nil, false
+		}
+		for _, app := range snap.Applications {
+			if p, err := snap.Tokens.Verify(tok, app.Frontend.String()); err == nil && p != nil {
+				return p, true
+			}
+		}
+		return nil, false
 	}
 }
 
