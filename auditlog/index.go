@@ -1,8 +1,10 @@
 package auditlog
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -226,6 +228,14 @@ func appendIndexPrefix(dst []byte, family byte, value []byte) []byte {
 	return append(dst, value...)
 }
 
+// segmentBounds returns the bounds of the segment keys of session id:
+// prefix || seq (8 bytes), where the length before the id makes the
+// prefix name one id only.
+func segmentBounds(id string) (lower, upper []byte) {
+	lower = appendIndexPrefix(nil, ixSegments, []byte(id))
+	return lower, append(append([]byte(nil), lower...), bytes.Repeat([]byte{0xff}, 9)...)
+}
+
 func appendIndexKey(dst []byte, family byte, value []byte, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(appendIndexPrefix(dst, family, value), seq)
 }
@@ -337,4 +347,71 @@ func (d *decoder) str() string {
 	s := string(d.b[:n])
 	d.b = d.b[n:]
 	return s
+}
+
+// pruneIndex adds to b the deletion of the index entries that only records
+// below seq below need: time index entries below it, the segments whose
+// last record is below it, and the list entries of sessions started below
+// it that are left without segments. Retention calls it with the batch
+// that deletes those records. A session that started below and goes on
+// keeps its list entry and the segments of its records from below on.
+func pruneIndex(db *pebble.DB, b *pebble.Batch, below uint64) error {
+	minutes := []byte{indexPrefix, ixMinute}
+	err := eachKey(db, minutes, []byte{indexPrefix, ixMinute + 1}, func(k, _ []byte) error {
+		if len(k) != 18 || binary.BigEndian.Uint64(k[10:]) >= below {
+			return nil
+		}
+		return b.Delete(k, nil)
+	})
+	if err != nil {
+		return err
+	}
+	sessions := []byte{indexPrefix, ixSessions}
+	return eachKey(db, sessions, binary.BigEndian.AppendUint64(sessions, below), func(k, v []byte) error {
+		e, err := decodeSessionEntry(v)
+		if err != nil {
+			return err
+		}
+		kept := false
+		lower, upper := segmentBounds(e.sid)
+		err = eachKey(db, lower, upper, func(sk, sv []byte) error {
+			g, err := decodeSegment(sv)
+			if err != nil {
+				return err
+			}
+			if g.last >= below {
+				kept = true
+				return nil
+			}
+			return b.Delete(sk, nil)
+		})
+		if err != nil || kept {
+			return err
+		}
+		return b.Delete(k, nil)
+	})
+}
+
+// eachKey calls fn with each key and value in [lower, upper), in order.
+func eachKey(db *pebble.DB, lower, upper []byte, fn func(k, v []byte) error) error {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok && err == nil; ok = it.Next() {
+		var v []byte
+		if v, err = it.ValueAndErr(); err == nil {
+			err = fn(it.Key(), v)
+		}
+	}
+	if err == nil {
+		err = it.Error()
+	}
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("auditlog: cannot read the index: %w", err)
+	}
+	return nil
 }

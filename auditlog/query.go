@@ -471,26 +471,14 @@ type sessionAgg struct {
 // readSegments adds up the segments of session id; ErrUnknownSession when
 // it has none.
 func (l *Log) readSegments(db *pebble.DB, id string) (*sessionAgg, error) {
-	prefix := appendIndexPrefix(nil, ixSegments, []byte(id))
-	// Keys are prefix || seq (8 bytes); the length before the id makes
-	// the prefix name one id only.
-	upper := append(append([]byte(nil), prefix...), bytes.Repeat([]byte{0xff}, 9)...)
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
-	if err != nil {
-		return nil, fmt.Errorf("auditlog: cannot query: %w", err)
-	}
 	a := &sessionAgg{Session: Session{ID: id, SessionID: id}}
 	var endedLast, auditedSeq uint64
 	var lastSeen int64
-	for ok := it.First(); ok; ok = it.Next() {
-		v, err := it.ValueAndErr()
-		var g segment
-		if err == nil {
-			g, err = decodeSegment(v)
-		}
+	lower, upper := segmentBounds(id)
+	err := eachKey(db, lower, upper, func(_, v []byte) error {
+		g, err := decodeSegment(v)
 		if err != nil {
-			it.Close()
-			return nil, err
+			return err
 		}
 		if a.first == 0 {
 			a.first = g.first
@@ -511,13 +499,10 @@ func (l *Log) readSegments(db *pebble.DB, id string) (*sessionAgg, error) {
 			a.Audited = &Audited{By: g.auditedBy, Time: time.Unix(0, g.auditedAt).UTC(),
 				Comment: g.auditComment, RecordID: l.RecordID(g.auditedSeq)}
 		}
-	}
-	err = it.Error()
-	if cerr := it.Close(); err == nil {
-		err = cerr
-	}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("auditlog: cannot query: %w", err)
+		return nil, err
 	}
 	if a.first == 0 {
 		return nil, ErrUnknownSession

@@ -21,16 +21,9 @@ func openDir(t testing.TB, dir string) *Log {
 
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
-// traffic is a mixed log: three sessions of two users in two apps, a
-// stateless request, denials, errors, records a minute apart.
-type trafficRec struct {
-	kind                         Kind
-	sid, app, user, method, name string
-	decision                     Decision
-	message                      MessageKind
-	status                       string
-}
-
+// appendTraffic writes n records: three sessions of two users in two
+// apps, a stateless request now and then, denials, errors, records a
+// minute apart.
 func appendTraffic(t testing.TB, l *Log, n int) []*Record {
 	t.Helper()
 	var out []*Record
@@ -396,5 +389,49 @@ func TestOpenReadOnly(t *testing.T) {
 	}
 	if _, err := ro.Append(&Record{Kind: KindAdmin}); err == nil {
 		t.Error("Append on the read-only log: got no error")
+	}
+}
+
+func TestPruneIndex(t *testing.T) {
+	l := openDir(t, t.TempDir())
+	defer closeTest(t, l)
+	must := func(r *Record) {
+		t.Helper()
+		if _, err := l.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	must(&Record{Kind: KindSession, SessionID: "old", Status: StatusStarted, Time: at(0)})      // 1
+	must(&Record{Kind: KindActivity, SessionID: "old", Message: MessageRequest, Time: at(1)})   // 2
+	must(&Record{Kind: KindSession, SessionID: "old", Status: StatusEnded, Time: at(2)})        // 3
+	must(&Record{Kind: KindSession, SessionID: "going", Status: StatusStarted, Time: at(3)})    // 4
+	must(&Record{Kind: KindActivity, SessionID: "going", Message: MessageRequest, Time: at(4)}) // 5
+	must(&Record{Kind: KindActivity, SessionID: "going", Message: MessageRequest, Time: at(9)}) // 6
+	must(&Record{Kind: KindSession, SessionID: "new", Status: StatusStarted, Time: at(10)})     // 7
+
+	minutes := func() (n int) {
+		eachKey(l.db, []byte{indexPrefix, ixMinute}, []byte{indexPrefix, ixMinute + 1}, func(_, _ []byte) error { n++; return nil })
+		return n
+	}
+	if got := minutes(); got != 7 {
+		t.Fatalf("time index entries: got %d, want 7", got)
+	}
+	b := l.db.NewBatch()
+	if err := pruneIndex(l.db, b, 6); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := minutes(); got != 2 {
+		t.Errorf("time index entries after pruning below 6: got %d, want 2", got)
+	}
+	got := pageSessions(t, l, SessionFilter{}, 10, scanBudget)
+	if diff := cmp.Diff([]string{"new", "going"}, got); diff != "" {
+		t.Errorf("sessions after pruning below 6 (-want +got):\n%s", diff)
+	}
+	if _, err := l.Session("old"); !errors.Is(err, ErrUnknownSession) {
+		t.Errorf("the pruned session: got %v, want ErrUnknownSession", err)
 	}
 }
