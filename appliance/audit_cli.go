@@ -146,11 +146,20 @@ func firstArg(args []string) string {
 	return args[0]
 }
 
-// auditList prints one page of sessions or activity, or every page with
-// all; without all, a next page is announced on stderr with its cursor.
+// auditList prints a page of sessions or activity, or every page with
+// all; without all, a next page is announced on stderr with its cursor. A
+// page the store answered short (it spent its budget of records, see
+// auditlog.Activity) is filled from the pages after it, so that the
+// command prints --limit items unless there are no more.
 func auditList(src auditSource, sub string, q url.Values, all bool, env Env, asJSON bool) error {
+	want := auditlog.DefaultLimit
+	if n, err := strconv.Atoi(q.Get("limit")); err == nil {
+		want = min(n, auditlog.MaxLimit)
+	}
+	printed := 0
 	for {
 		var next string
+		var n int
 		var err error
 		if sub == "sessions" {
 			var items []auditlog.Session
@@ -158,21 +167,27 @@ func auditList(src auditSource, sub string, q url.Values, all bool, env Env, asJ
 			for i := range items {
 				printSession(env.Stdout, &items[i], asJSON)
 			}
+			n = len(items)
 		} else {
 			var items []auditlog.Record
 			items, next, err = src.activity(q)
 			for i := range items {
 				printRecord(env.Stdout, &items[i], asJSON)
 			}
+			n = len(items)
 		}
+		printed += n
 		switch {
 		case err != nil:
 			return err
 		case next == "":
 			return nil
-		case !all:
+		case all:
+		case printed >= want:
 			fmt.Fprintf(env.Stderr, "more: --cursor %s (or --all)\n", next)
 			return nil
+		default:
+			q.Set("limit", strconv.Itoa(want-printed))
 		}
 		q.Set("cursor", next)
 	}

@@ -296,3 +296,50 @@ func TestTailAudit(t *testing.T) {
 		})
 	}
 }
+
+// budgetSource answers like a store that examines 3 records a call: seqs
+// 20 down to 1, of which those divisible by 4 match.
+type budgetSource struct{ calls int }
+
+func (s *budgetSource) activity(q url.Values) ([]auditlog.Record, string, error) {
+	s.calls++
+	below := 21
+	if c := q.Get("cursor"); c != "" {
+		below, _ = strconv.Atoi(c)
+	}
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	var items []auditlog.Record
+	seq := below - 1
+	for examined := 0; seq >= 1 && examined < 3 && len(items) < limit; seq-- {
+		examined++
+		if seq%4 == 0 {
+			items = append(items, auditlog.Record{ID: "gw1-" + strconv.Itoa(seq), Seq: uint64(seq)})
+		}
+	}
+	if seq < 1 {
+		return items, "", nil
+	}
+	return items, strconv.Itoa(seq + 1), nil
+}
+
+func (s *budgetSource) sessions(url.Values) ([]auditlog.Session, string, error) { return nil, "", nil }
+func (s *budgetSource) verify() (verifyResult, error)                           { return verifyResult{}, nil }
+func (s *budgetSource) close() error                                            { return nil }
+
+func TestAuditListFillsShortPages(t *testing.T) {
+	var out, errOut bytes.Buffer
+	src := &budgetSource{}
+	if err := auditList(src, "activity", url.Values{"limit": {"3"}}, false, Env{Stdout: &out, Stderr: &errOut}, true); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		got = append(got, regexp.MustCompile(`"id":"([^"]+)"`).FindStringSubmatch(line)[1])
+	}
+	if diff := cmp.Diff([]string{"gw1-20", "gw1-16", "gw1-12"}, got); diff != "" {
+		t.Errorf("printed (-want +got):\n%s", diff)
+	}
+	if want := "more: --cursor 12 (or --all)\n"; errOut.String() != want {
+		t.Errorf("stderr: got %q, want %q", errOut.String(), want)
+	}
+}
