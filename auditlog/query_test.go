@@ -435,3 +435,38 @@ func TestPruneIndex(t *testing.T) {
 		t.Errorf("the pruned session: got %v, want ErrUnknownSession", err)
 	}
 }
+
+// BenchmarkActivityScan is a query that selects nothing from a spool of
+// 100k records: it examines its budget of records (the text test; none is
+// decoded), the worst case per call. Against it, BenchmarkActivityPage
+// decodes one page of 100 records.
+func BenchmarkActivityScan(b *testing.B) { benchActivity(b, ActivityFilter{User: "nobody"}, 100_000) }
+func BenchmarkActivityPage(b *testing.B) { benchActivity(b, ActivityFilter{}, 100) }
+
+// benchActivity reports the records a call examines per second.
+func benchActivity(b *testing.B, f ActivityFilter, examined int) {
+	l, err := Open(b.TempDir(), Options{Durability: Async, NodeID: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	const n = 100_000
+	for i := range n {
+		r := activity(i)
+		if _, err := l.Append(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for l.Stats().Head < n {
+		time.Sleep(time.Millisecond)
+	}
+	b.ReportAllocs()
+	calls := 0
+	for b.Loop() {
+		if _, _, err := l.Activity(f, "", 100); err != nil {
+			b.Fatal(err)
+		}
+		calls++
+	}
+	b.ReportMetric(float64(calls*examined)/b.Elapsed().Seconds(), "records/s")
+}
