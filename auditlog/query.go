@@ -423,6 +423,9 @@ func (l *Log) sessions(f SessionFilter, cursor string, limit, budget int) (items
 				continue
 			}
 			s, err := l.session(db, e.sid)
+			if errors.Is(err, ErrUnknownSession) {
+				continue // its segments were pruned: pruneIndex deletes the entry next
+			}
 			if err != nil {
 				return err
 			}
