@@ -159,4 +159,31 @@
 // hold the database open while they run, so their callbacks must not call
 // Close. A Record passed to Append is not kept after Append returns; a
 // line passed to a ScanJSON callback is valid only during the call.
+//
+// # Queries
+//
+// Log.Activity, ActivityByID, Sessions, Session and MarkAudited serve the
+// admin API and mcpgw audit (query.go): newest first, at most MaxLimit a
+// page, with opaque cursors (base64url of the list and the seq the next
+// page continues below). The committer keeps three indexes under 'x', in
+// the batch of the records they describe (index.go); it never reads
+// Pebble for them:
+//
+//	'x' 't' minute seq       a record of that minute (Unix minutes), written
+//	                         when the minute of the records changes
+//	'x' 's' seq              a session started by record seq: started, app,
+//	                         user, session id
+//	'x' 'g' len id seq       a segment: the counters, last seen, end and latest
+//	                         audit mark of session id's records from seq on
+//
+// A session's records update its segment in a cache, written with each
+// record; after a restart (or when the cache of 65536 sessions is
+// emptied) its next record starts a new segment, and queries add them up.
+// There is no per-record index (a key a record costs more in compactions
+// than the record): Activity walks the records down from Until (by the
+// time index) or the session's last record, tests each on its JSON text
+// and decodes those that may match, stops at Since (minus TimeSkew), and
+// after 200k records returns a short page with a cursor. An audit mark is
+// an admin record, method "sessions/audited", user the auditor, reason
+// the comment. pruneIndex drops the entries of deleted records.
 package auditlog
