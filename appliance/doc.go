@@ -2,7 +2,7 @@
 // (loading, strict validation with file:line errors, the identity env
 // file), the wiring of the other packages into a running gateway, its
 // lifecycle (signals, reload, sd_notify), the admin listener, and the
-// subcommands (serve, check, explain, version). cmd/mcpgw only hands it the
+// subcommands (serve, check, explain, audit, version). cmd/mcpgw only hands it the
 // command line.
 //
 // # Lifecycle of serve
@@ -26,7 +26,11 @@
 //
 // server.admin.listen (default 127.0.0.1:9900) serves /healthz and /readyz
 // without credentials and everything under /api/v1/ behind the admin token
-// (admin.go). It is never served on the frontend listener.
+// (admin.go); the audit endpoints (admin_audit.go) also take user tokens
+// whose groups roles.auditor_groups or roles.admin_groups name. It is never
+// served on the frontend listener. mcpgw audit reads the audit log through
+// it while the gateway runs (Pebble locks the spool even for readers), and
+// opens the spool itself otherwise (audit_cli.go).
 //
 // # Concurrency
 //
