@@ -550,7 +550,8 @@ func (l *Log) session(db *pebble.DB, id string) (*Session, error) {
 // optional comment: an admin record (method MethodSessionsAudited, user
 // by, reason comment), appended like any other, so the mark is itself in
 // the chain. It returns ErrUnknownSession when no record names the
-// session. Sessions and Session show the latest mark.
+// session. Sessions and Session show the latest mark as soon as it
+// returns, in either durability mode.
 func (l *Log) MarkAudited(id, by, comment string) error {
 	if id == "" {
 		return ErrUnknownSession
@@ -558,7 +559,7 @@ func (l *Log) MarkAudited(id, by, comment string) error {
 	if _, err := l.Session(id); err != nil {
 		return err
 	}
-	_, err := l.Append(&Record{
+	seq, err := l.Append(&Record{
 		Kind:         KindAdmin,
 		SessionID:    id,
 		User:         by,
@@ -566,5 +567,23 @@ func (l *Log) MarkAudited(id, by, comment string) error {
 		Method:       MethodSessionsAudited,
 		Reason:       comment,
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	// In Async mode Append returns before the commit; wait for it, so
+	// that the caller's next query shows the mark.
+	for deadline := time.Now().Add(markWait); ; time.Sleep(time.Millisecond) {
+		if head, _ := l.Last(); head >= seq {
+			return nil
+		}
+		if err := l.Err(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("auditlog: the audit mark (seq %d) was not committed within %v", seq, markWait)
+		}
+	}
 }
+
+// markWait bounds MarkAudited's wait for the commit of its record.
+const markWait = 10 * time.Second
