@@ -372,3 +372,22 @@ func TestAuditAPISessions(t *testing.T) {
 		t.Errorf("verify: got %d %s, want ok and head 24", status, body)
 	}
 }
+
+// FuzzParseAuditQuery: any query string is parsed or refused, never a
+// panic, and an accepted limit is within bounds.
+func FuzzParseAuditQuery(f *testing.F) {
+	f.Add("app=crm&user=alice&since=90m&until=2026-11-25T14:00:00Z&limit=5&decision=deny&kind=activity&after=3")
+	f.Add("audited=true&limit=100000")
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		if _, p, err := parseActivityQuery(q, auditT0); err == nil && (p.limit < 0 || p.limit > auditlog.MaxLimit) {
+			t.Errorf("%q: limit %d accepted", raw, p.limit)
+		}
+		if _, p, err := parseSessionQuery(q, auditT0); err == nil && (p.limit < 0 || p.limit > auditlog.MaxLimit) {
+			t.Errorf("%q: limit %d accepted", raw, p.limit)
+		}
+	})
+}
