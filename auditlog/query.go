@@ -152,14 +152,15 @@ func clampLimit(n int) int {
 	return min(n, MaxLimit)
 }
 
-// withDB runs fn while the database stays open.
-func (l *Log) withDB(fn func(db *pebble.DB) error) error {
+// withDB runs fn while the databases stay open: db holds the records,
+// idb the index.
+func (l *Log) withDB(fn func(db, idb *pebble.DB) error) error {
 	l.dbMu.RLock()
 	defer l.dbMu.RUnlock()
 	if l.dbClosed {
 		return ErrClosed
 	}
-	return fn(l.db)
+	return fn(l.db, l.idb)
 }
 
 // Activity returns the records that f selects, newest first (by seq), at
@@ -185,17 +186,17 @@ func (l *Log) activity(f ActivityFilter, cursor string, limit, budget int) (item
 	}
 	limit = clampLimit(limit)
 	needles := f.needles()
-	err = l.withDB(func(db *pebble.DB) error {
+	err = l.withDB(func(db, idb *pebble.DB) error {
 		from := f.After + 1
 		if !f.Until.IsZero() {
-			if s, ok, err := seqFromMinute(db, floorDiv(unixNano(f.Until.Add(TimeSkew)), int64(time.Minute))+1); err != nil {
+			if s, ok, err := seqFromMinute(idb, floorDiv(unixNano(f.Until.Add(TimeSkew)), int64(time.Minute))+1); err != nil {
 				return err
 			} else if ok && s < below {
 				below = s
 			}
 		}
 		if f.Session != "" {
-			agg, err := l.readSegments(db, f.Session)
+			agg, err := l.readSegments(idb, f.Session)
 			if errors.Is(err, ErrUnknownSession) {
 				return nil
 			}
@@ -346,7 +347,7 @@ func (l *Log) ActivityByID(id string) (*Record, error) {
 		return nil, ErrUnknownRecord
 	}
 	var r *Record
-	err = l.withDB(func(db *pebble.DB) error {
+	err = l.withDB(func(db, _ *pebble.DB) error {
 		var k [9]byte
 		v, closer, err := db.Get(recordKey(&k, seq))
 		if errors.Is(err, pebble.ErrNotFound) {
@@ -384,9 +385,9 @@ func (l *Log) sessions(f SessionFilter, cursor string, limit, budget int) (items
 		return nil, "", err
 	}
 	limit = clampLimit(limit)
-	err = l.withDB(func(db *pebble.DB) error {
+	err = l.withDB(func(db, idb *pebble.DB) error {
 		prefix := []byte{indexPrefix, ixSessions}
-		it, err := db.NewIter(&pebble.IterOptions{
+		it, err := idb.NewIter(&pebble.IterOptions{
 			LowerBound: prefix,
 			UpperBound: binary.BigEndian.AppendUint64(prefix, below),
 		})
@@ -422,7 +423,7 @@ func (l *Log) sessions(f SessionFilter, cursor string, limit, budget int) (items
 				!f.Since.IsZero() && started.Before(f.Since) || !f.Until.IsZero() && !started.Before(f.Until) {
 				continue
 			}
-			s, err := l.session(db, e.sid)
+			s, err := l.session(db, idb, e.sid)
 			if errors.Is(err, ErrUnknownSession) {
 				continue // its segments were pruned: pruneIndex deletes the entry next
 			}
@@ -457,8 +458,8 @@ func (l *Log) sessions(f SessionFilter, cursor string, limit, budget int) (items
 // no record of the spool names it.
 func (l *Log) Session(id string) (*Session, error) {
 	var s *Session
-	err := l.withDB(func(db *pebble.DB) (err error) {
-		s, err = l.session(db, id)
+	err := l.withDB(func(db, idb *pebble.DB) (err error) {
+		s, err = l.session(db, idb, id)
 		return err
 	})
 	return s, err
@@ -518,8 +519,8 @@ func (l *Log) readSegments(db *pebble.DB, id string) (*sessionAgg, error) {
 
 // session adds up the segments of session id and reads its first record
 // (the start record when the spool holds it) for who and from where.
-func (l *Log) session(db *pebble.DB, id string) (*Session, error) {
-	a, err := l.readSegments(db, id)
+func (l *Log) session(db, idb *pebble.DB, id string) (*Session, error) {
+	a, err := l.readSegments(idb, id)
 	if err != nil {
 		return nil, err
 	}

@@ -412,14 +412,14 @@ func TestPruneIndex(t *testing.T) {
 	must(&Record{Kind: KindSession, SessionID: "new", Status: StatusStarted, Time: at(10)})     // 7
 
 	minutes := func() (n int) {
-		eachKey(l.db, []byte{indexPrefix, ixMinute}, []byte{indexPrefix, ixMinute + 1}, func(_, _ []byte) error { n++; return nil })
+		eachKey(l.idb, []byte{indexPrefix, ixMinute}, []byte{indexPrefix, ixMinute + 1}, func(_, _ []byte) error { n++; return nil })
 		return n
 	}
 	if got := minutes(); got != 7 {
 		t.Fatalf("time index entries: got %d, want 7", got)
 	}
-	b := l.db.NewBatch()
-	if err := pruneIndex(l.db, b, 6); err != nil {
+	b := l.idb.NewBatch()
+	if err := pruneIndex(l.idb, b, 6); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Commit(nil); err != nil {

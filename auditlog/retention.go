@@ -91,9 +91,9 @@ func (l *Log) maintain() {
 // reports whether the usage is settled: no compaction running, no
 // obsolete file waiting for deletion.
 func (l *Log) refreshSize() (settled bool) {
-	l.withDB(func(db *pebble.DB) error {
-		m := db.Metrics()
-		l.setSize(int64(m.DiskSpaceUsage()))
+	l.withDB(func(db, idb *pebble.DB) error {
+		m, im := db.Metrics(), idb.Metrics()
+		l.setSize(int64(m.DiskSpaceUsage() + im.DiskSpaceUsage()))
 		settled = m.Compact.InProgressBytes == 0 && m.Table.Local.ObsoleteSize == 0 && m.Table.Local.ZombieSize == 0 &&
 			m.BlobFiles.Local.ObsoleteSize == 0 && m.BlobFiles.Local.ZombieSize == 0
 		return nil
@@ -121,7 +121,7 @@ func (l *Log) shippedLimit() uint64 {
 func (l *Log) markShipped(seq uint64) error {
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], seq)
-	if err := l.withDB(func(db *pebble.DB) error { return db.Set(keyShipped, v[:], pebble.Sync) }); err != nil {
+	if err := l.withDB(func(_, idb *pebble.DB) error { return idb.Set(keyShipped, v[:], pebble.Sync) }); err != nil {
 		return fmt.Errorf("auditlog: cannot store the shipped position: %w", err)
 	}
 	l.shipped.Store(seq)
@@ -221,7 +221,7 @@ func (l *Log) dropShipped() {
 	head, _ := l.Last()
 	var first, last uint64
 	var hash Hash
-	err := l.withDB(func(db *pebble.DB) error {
+	err := l.withDB(func(db, _ *pebble.DB) error {
 		var lo, hi [9]byte
 		it, err := db.NewIter(&pebble.IterOptions{LowerBound: recordKey(&lo, 0), UpperBound: recordKey(&hi, limit+1)})
 		if err != nil {
@@ -265,24 +265,34 @@ func (l *Log) dropShipped() {
 }
 
 // deleteThrough deletes the records from the oldest present through
-// last, whose hash is hash, with the anchor moved to last in the same
-// batch, then compacts them away and wakes the maintainer to measure.
-// The caller holds pruneMu.
+// last, whose hash is hash, then compacts them away and wakes the
+// maintainer to measure. The anchor moves to last first, with the index
+// entries of those records, so that a crash in between leaves records at
+// or below the anchor, which Verify and the next deletion pass over, and
+// never a hole. The caller holds pruneMu.
 func (l *Log) deleteThrough(last uint64, hash *Hash) error {
 	var lo, hi [9]byte
 	recordKey(&lo, 0)
 	recordKey(&hi, last+1)
-	return l.withDB(func(db *pebble.DB) error {
-		b := db.NewBatch()
-		defer b.Close()
-		err := b.DeleteRange(lo[:], hi[:], nil)
+	return l.withDB(func(db, idb *pebble.DB) error {
+		ib := idb.NewBatch()
+		defer ib.Close()
+		err := ib.Set(keyAnchor, seqHash(last, hash), nil)
 		if err == nil {
-			err = b.Set(keyAnchor, seqHash(last, hash), nil)
+			err = pruneIndex(idb, ib, last+1)
 		}
 		if err == nil {
-			err = b.Commit(pebble.Sync)
+			err = ib.Commit(pebble.Sync)
 		}
 		if err != nil {
+			return fmt.Errorf("auditlog: cannot delete records: %w", err)
+		}
+		b := db.NewBatch()
+		defer b.Close()
+		if err := b.DeleteRange(lo[:], hi[:], nil); err != nil {
+			return fmt.Errorf("auditlog: cannot delete records: %w", err)
+		}
+		if err := b.Commit(pebble.NoSync); err != nil {
 			return fmt.Errorf("auditlog: cannot delete records: %w", err)
 		}
 		// Deleted keys take space until a compaction drops them.

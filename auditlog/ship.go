@@ -506,7 +506,7 @@ func (l *Log) durableHead(from uint64) (uint64, error) {
 	if l.sync || head < from {
 		return head, nil
 	}
-	if err := l.withDB(func(db *pebble.DB) error { return db.LogData(nil, pebble.Sync) }); err != nil {
+	if err := l.withDB(func(db, _ *pebble.DB) error { return db.LogData(nil, pebble.Sync) }); err != nil {
 		return 0, fmt.Errorf("auditlog: cannot sync the spool: %w", err)
 	}
 	return head, nil

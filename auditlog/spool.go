@@ -87,12 +87,21 @@ const (
 	maxPooledBody = 64 << 10
 )
 
-// Keys (see doc.go). Records sort after every meta key.
+// Keys (see doc.go). The records database holds the records and, written
+// once, the node id: nothing else is written beside the records, so its
+// tables never overlap and compactions move them instead of rewriting
+// them. Everything else is in the index database.
 var (
-	keyLast    = []byte("m/last")    // seq (8 bytes, big-endian) || hash (32 bytes) of the last record
-	keyNode    = []byte("m/node")    // the node id
-	keyShipped = []byte("m/shipped") // seq (8 bytes, big-endian): the last record the receiver acknowledged
-	keyAnchor  = []byte("m/anchor")  // seq || hash of the last record deleted (retention, drop)
+	keyNode    = []byte("m/node")    // records: the node id
+	keyShipped = []byte("m/shipped") // index: seq (8 bytes, big-endian) of the last record the receiver acknowledged
+	keyAnchor  = []byte("m/anchor")  // index: seq || hash of the last record deleted (retention, drop)
+	keyIndexed = []byte("m/indexed") // index: seq (8 bytes, big-endian) of the last record indexed
+)
+
+// The two Pebble databases of a spool, under its directory.
+const (
+	recordsDir = "records"
+	indexDir   = "index"
 )
 
 const recordPrefix = 'r'
@@ -108,7 +117,8 @@ func recordKey(k *[9]byte, seq uint64) []byte {
 // database. It is safe for concurrent use. One committer goroutine, owned
 // by the Log and stopped by Close, writes the records in seq order.
 type Log struct {
-	db       *pebble.DB
+	db       *pebble.DB // the records (recordsDir)
+	idb      *pebble.DB // the index and the meta keys but the node id (indexDir)
 	log      *slog.Logger
 	now      func() time.Time
 	node     string
@@ -191,16 +201,29 @@ func open(dir string, opts Options, fs vfs.FS) (*Log, error) {
 	if now == nil {
 		now = time.Now
 	}
-	popts := &pebble.Options{FS: fs, Logger: pebblelog.New(log, "auditlog")}
-	if opts.pebble != nil {
-		opts.pebble(popts)
+	openDB := func(name string) (*pebble.DB, error) {
+		popts := &pebble.Options{FS: fs, Logger: pebblelog.New(log, "auditlog")}
+		if opts.pebble != nil {
+			opts.pebble(popts)
+		}
+		db, err := pebble.Open(fs.PathJoin(dir, name), popts)
+		if err != nil {
+			return nil, fmt.Errorf("auditlog: cannot open spool in %s: %w", dir, err)
+		}
+		return db, nil
 	}
-	db, err := pebble.Open(dir, popts)
+	db, err := openDB(recordsDir)
 	if err != nil {
-		return nil, fmt.Errorf("auditlog: cannot open spool in %s: %w", dir, err)
+		return nil, err
+	}
+	idb, err := openDB(indexDir)
+	if err != nil {
+		db.Close()
+		return nil, err
 	}
 	l := &Log{
 		db:        db,
+		idb:       idb,
 		log:       log,
 		now:       now,
 		sync:      opts.Durability == Sync,
@@ -216,6 +239,7 @@ func open(dir string, opts Options, fs vfs.FS) (*Log, error) {
 	l.pool.New = func() any { return &pending{done: make(chan error, 1), body: make([]byte, 0, 1024)} }
 	if err := l.load(opts.NodeID); err != nil {
 		db.Close()
+		idb.Close()
 		return nil, err
 	}
 	l.next = l.headSeq
@@ -247,18 +271,69 @@ func (l *Log) load(node string) error {
 			return fmt.Errorf("auditlog: cannot store node id: %w", err)
 		}
 	}
-	shipped, ok, err := l.get(keyShipped)
+	shipped, err := getSeq(l.idb, keyShipped)
 	if err != nil {
 		return err
 	}
-	if ok && len(shipped) != 8 {
-		return fmt.Errorf("auditlog: shipped position of %d bytes: want 8", len(shipped))
+	l.shipped.Store(shipped)
+	// The head is the last record, or, when retention deleted them all,
+	// the anchor.
+	aseq, ahash, _, err := getSeqHash(l.idb, keyAnchor)
+	if err != nil {
+		return err
 	}
-	if ok {
-		l.shipped.Store(binary.BigEndian.Uint64(shipped))
+	l.headSeq, l.headHash = aseq, ahash
+	seq, line, ok, err := lastRecord(l.db)
+	if err != nil {
+		return err
 	}
-	l.headSeq, l.headHash, _, err = getSeqHash(l.db, keyLast)
-	return err
+	if ok && seq > aseq {
+		h, ok := recordHash(line)
+		if !ok {
+			return fmt.Errorf("auditlog: the last record (%d) has no hash; run verify", seq)
+		}
+		l.headSeq, l.headHash = seq, h
+	}
+	return l.catchUpIndex()
+}
+
+// lastRecord returns the last record of db, if any.
+func lastRecord(db *pebble.DB) (seq uint64, line []byte, ok bool, err error) {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{recordPrefix}, UpperBound: []byte{recordPrefix + 1}})
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("auditlog: cannot read the last record: %w", err)
+	}
+	defer it.Close()
+	for valid := it.Last(); valid; valid = it.Prev() {
+		if k := it.Key(); len(k) == 9 {
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return 0, nil, false, fmt.Errorf("auditlog: cannot read the last record: %w", err)
+			}
+			return binary.BigEndian.Uint64(k[1:]), append([]byte(nil), v...), true, nil
+		}
+	}
+	if err := it.Error(); err != nil {
+		return 0, nil, false, fmt.Errorf("auditlog: cannot read the last record: %w", err)
+	}
+	return 0, nil, false, nil
+}
+
+// getSeq reads a meta key holding a seq (8 bytes, big-endian); 0 when
+// absent.
+func getSeq(r pebble.Reader, key []byte) (uint64, error) {
+	v, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("auditlog: cannot read %s: %w", key, err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("auditlog: %s of %d bytes: want 8", key, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
 }
 
 // getSeqHash reads a meta key holding seq (8 bytes, big-endian) || hash.
@@ -449,6 +524,7 @@ func (l *Log) apply(f *inflight, seq *uint64, prev *Hash, scratch *[]byte) {
 		return
 	}
 	b := l.db.NewBatch()
+	ib := l.idb.NewBatch()
 	var key [9]byte
 	buf := *scratch
 	s, h := *seq, *prev
@@ -467,10 +543,11 @@ func (l *Log) apply(f *inflight, seq *uint64, prev *Hash, scratch *[]byte) {
 		buf = append(buf, p.body...)
 		err := b.Set(recordKey(&key, p.seq), buf, nil)
 		if err == nil {
-			err = l.idx.add(b, p.seq, &p.ix)
+			err = l.idx.add(ib, p.seq, &p.ix)
 		}
 		if err != nil {
 			b.Close()
+			ib.Close()
 			f.err = l.fail(err)
 			return
 		}
@@ -478,17 +555,21 @@ func (l *Log) apply(f *inflight, seq *uint64, prev *Hash, scratch *[]byte) {
 		s, h = p.seq, hash
 	}
 	*scratch = buf
-	var head [8 + len(Hash{})]byte
-	binary.BigEndian.PutUint64(head[:], s)
-	copy(head[8:], h[:])
 	var err error
-	if err = b.Set(keyLast, head[:], nil); err == nil {
-		if l.sync {
-			err = l.db.ApplyNoSyncWait(b, pebble.Sync)
-		} else {
-			err = l.db.Apply(b, pebble.NoSync)
+	if l.sync {
+		err = l.db.ApplyNoSyncWait(b, pebble.Sync)
+	} else {
+		err = l.db.Apply(b, pebble.NoSync)
+	}
+	if err == nil {
+		// The index follows without a sync of its own: after a crash,
+		// Open brings it level with the records (catchUpIndex).
+		err = setSeq(ib, keyIndexed, s)
+		if err == nil {
+			err = l.idb.Apply(ib, pebble.NoSync)
 		}
 	}
+	ib.Close()
 	if err != nil {
 		b.Close()
 		f.err = l.fail(err)
@@ -623,6 +704,9 @@ func (l *Log) Close() error {
 	if cerr := l.db.Close(); err == nil {
 		err = cerr
 	}
+	if cerr := l.idb.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return fmt.Errorf("auditlog: cannot close spool: %w", err)
 	}
@@ -705,23 +789,25 @@ func (l *Log) Scan(from uint64, fn func(*Record) bool) error {
 // errors.
 func (l *Log) Verify() error {
 	headSeq, headHash := l.Last()
+	// No deletion runs meanwhile: the anchor and the records after it
+	// stay as they were left together.
+	l.pruneMu.Lock()
+	defer l.pruneMu.Unlock()
 	l.dbMu.RLock()
 	defer l.dbMu.RUnlock()
 	if l.dbClosed {
 		return ErrClosed
 	}
-	// One snapshot: the anchor and the records after it, as Prune left
-	// them together.
-	snap := l.db.NewSnapshot()
-	defer snap.Close()
 	var v Verifier
-	aseq, ahash, _, err := getSeqHash(snap, keyAnchor)
+	aseq, ahash, _, err := getSeqHash(l.idb, keyAnchor)
 	if err != nil {
 		return err
 	}
 	v.Anchor(aseq, ahash)
 	var verr error
-	err = scanJSON(snap, 0, func(seq uint64, line []byte) bool {
+	// Records at or below the anchor are being deleted (the anchor is
+	// written first): a crash can leave some.
+	err = scanJSON(l.db, aseq+1, func(seq uint64, line []byte) bool {
 		if verr = v.Next(line); verr != nil {
 			return false
 		}
@@ -754,5 +840,12 @@ func (l *Log) SpoolBytes() (int64, error) {
 	if l.dbClosed {
 		return 0, ErrClosed
 	}
-	return int64(l.db.Metrics().DiskSpaceUsage()), nil
+	return int64(l.db.Metrics().DiskSpaceUsage() + l.idb.Metrics().DiskSpaceUsage()), nil
+}
+
+// setSeq adds key = seq (8 bytes, big-endian) to b.
+func setSeq(b *pebble.Batch, key []byte, seq uint64) error {
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], seq)
+	return b.Set(key, v[:], nil)
 }

@@ -1,10 +1,13 @@
 package auditlog
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -506,5 +509,113 @@ func TestEnqueueThenAppend(t *testing.T) {
 	l.Scan(0, func(r *Record) bool { names = append(names, r.Name); return true })
 	if !cmp.Equal(names, []string{"tool_1", "tool_2"}) {
 		t.Errorf("after the crash: got %v, want [tool_1 tool_2]", names)
+	}
+}
+
+// TestRecordsDatabaseHoldsOnlyRecords: beside the records, the records
+// database holds the node id and nothing else, however the spool is used
+// (sessions, shipping, retention). A key written with every batch, such as
+// a chain head or an index entry, would make every table overlap the others
+// and every compaction rewrite the spool (it once cost Append in async mode
+// more than half its speed).
+func TestRecordsDatabaseHoldsOnlyRecords(t *testing.T) {
+	l := openTest(t, vfs.NewMem(), Options{Shipping: true})
+	defer closeTest(t, l)
+	for i := range 50 {
+		r := activity(i)
+		r.SessionID = fmt.Sprintf("s%d", i%3)
+		if _, err := l.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.markShipped(20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Prune(time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	it, err := l.db.NewIter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	records := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		switch {
+		case len(k) == 9 && k[0] == recordPrefix:
+			records++
+		case string(k) == string(keyNode):
+		default:
+			t.Errorf("the records database holds key %q", k)
+		}
+	}
+	if records != 30 {
+		t.Errorf("got %d records after pruning 20 of 50, want 30", records)
+	}
+}
+
+// TestIndexCatchesUp: Open brings the index level with the records, when
+// it is behind (its log is not synced: a crash loses its tail), ahead (the
+// records lost more than the index) or gone.
+func TestIndexCatchesUp(t *testing.T) {
+	for _, tc := range []string{"behind", "ahead", "gone"} {
+		t.Run(tc, func(t *testing.T) {
+			fs := vfs.NewCrashableMem()
+			l := openTest(t, fs, Options{})
+			for i := range 12 {
+				r := activity(i)
+				r.SessionID = []string{"a", "b"}[i%2]
+				if _, err := l.Append(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var reopen vfs.FS = fs
+			switch tc {
+			case "behind":
+				// Sync appends: the records are synced, the index not.
+				reopen = fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
+				l.Close()
+			case "ahead":
+				closeTest(t, l)
+				idb, err := pebble.Open(fs.PathJoin("spool", indexDir), &pebble.Options{FS: fs})
+				if err != nil {
+					t.Fatal(err)
+				}
+				b := idb.NewBatch()
+				b.Set(appendIndexKey(nil, ixSegments, []byte("ghost"), 70), (&segment{first: 70, last: 71, records: 2}).appendTo(nil), nil)
+				setSeq(b, keyIndexed, 71)
+				if err := b.Commit(pebble.Sync); err != nil {
+					t.Fatal(err)
+				}
+				idb.Close()
+			case "gone":
+				closeTest(t, l)
+				if err := fs.RemoveAll(fs.PathJoin("spool", indexDir)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var logs bytes.Buffer
+			l = openTest(t, reopen, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			defer closeTest(t, l)
+			if !strings.Contains(logs.String(), "audit index caught up") {
+				t.Errorf("Open did not catch the index up; its log:\n%s", logs.String())
+			}
+			if got, _ := getSeq(l.idb, keyIndexed); got != 12 {
+				t.Errorf("m/indexed after catching up: got %d, want 12", got)
+			}
+			for _, sid := range []string{"a", "b"} {
+				s, err := l.Session(sid)
+				if err != nil || s.Records != 6 || s.Requests != 6 {
+					t.Errorf("session %s: got %+v, %v; want 6 records", sid, s, err)
+				}
+			}
+			if _, err := l.Session("ghost"); err == nil {
+				t.Error("a session of records lost in the crash is still indexed")
+			}
+			if err := l.Verify(); err != nil {
+				t.Errorf("Verify: %v", err)
+			}
+		})
 	}
 }
