@@ -145,7 +145,11 @@ type Log struct {
 
 	queue   chan *pending
 	stopped chan struct{} // closed when the committer has returned
-	pool    sync.Pool     // of *pending
+	// free holds released pendings for reuse. Unlike a sync.Pool it is
+	// not emptied by each GC: under load a GC cycle (Pebble allocates)
+	// would otherwise cost an allocation every few records. It holds as
+	// many as can be in flight: queued, and in the committer's batches.
+	free chan *pending
 
 	// mu guards the fields below; Append holds it while it sends to queue,
 	// so that queue order is seq order. The committer never takes it (a
@@ -236,7 +240,7 @@ func open(dir string, opts Options, fs vfs.FS) (*Log, error) {
 		maintDone: make(chan struct{}),
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.pool.New = func() any { return &pending{done: make(chan error, 1), body: make([]byte, 0, 1024)} }
+	l.free = make(chan *pending, cap(l.queue)+maxInflight*maxBatch)
 	if err := l.load(opts.NodeID); err != nil {
 		db.Close()
 		idb.Close()
@@ -415,7 +419,7 @@ func (l *Log) append(r *Record, wait bool) (uint64, error) {
 	if r.Time.IsZero() {
 		r.Time = l.now()
 	}
-	p := l.pool.Get().(*pending)
+	p := l.acquire()
 	p.body = appendBody(p.body[:0], r)
 	p.ix.capture(r)
 	p.wait = wait
@@ -448,9 +452,22 @@ func (l *Log) append(r *Record, wait bool) (uint64, error) {
 	return seq, nil
 }
 
+func (l *Log) acquire() *pending {
+	select {
+	case p := <-l.free:
+		return p
+	default:
+		return &pending{done: make(chan error, 1), body: make([]byte, 0, 1024)}
+	}
+}
+
 func (l *Log) release(p *pending) {
-	if cap(p.body) <= maxPooledBody {
-		l.pool.Put(p)
+	if cap(p.body) > maxPooledBody {
+		return
+	}
+	select {
+	case l.free <- p:
+	default:
 	}
 }
 
