@@ -133,7 +133,7 @@ func TestAuditCommandLocal(t *testing.T) {
 	}
 
 	// An edited record breaks the chain: exit 1, naming the seq.
-	db, err := pebble.Open(filepath.Join(dir, "audit"), &pebble.Options{Logger: pebblelog.New(slog.New(slog.DiscardHandler), "test")})
+	db, err := pebble.Open(filepath.Join(dir, "audit", "records"), &pebble.Options{Logger: pebblelog.New(slog.New(slog.DiscardHandler), "test")})
 	if err != nil {
 		t.Fatal(err)
 	}

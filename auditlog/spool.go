@@ -68,6 +68,7 @@ type Options struct {
 	queueLen int                   // tests: 0 is the default, queueLen
 	hold     chan struct{}         // tests: the committer starts when this is closed
 	pebble   func(*pebble.Options) // tests: adjusts Pebble's options
+	readOnly bool                  // OpenReadOnly: nothing is written at Open
 }
 
 // Errors of the Log.
@@ -125,6 +126,7 @@ type Log struct {
 	sync     bool
 	maxSpool int64
 	dropFull bool // WhenFull is DropOldestShipped
+	readOnly bool // OpenReadOnly
 	shipping bool
 
 	// ctx is canceled by Close: it stops the maintainer and the
@@ -234,6 +236,7 @@ func open(dir string, opts Options, fs vfs.FS) (*Log, error) {
 		maxSpool:  opts.MaxSpool,
 		dropFull:  opts.WhenFull == DropOldestShipped,
 		shipping:  opts.Shipping,
+		readOnly:  opts.readOnly,
 		queue:     make(chan *pending, cmp.Or(opts.queueLen, queueLen)),
 		stopped:   make(chan struct{}),
 		kick:      make(chan struct{}, 1),
@@ -297,6 +300,9 @@ func (l *Log) load(node string) error {
 			return fmt.Errorf("auditlog: the last record (%d) has no hash; run verify", seq)
 		}
 		l.headSeq, l.headHash = seq, h
+	}
+	if l.readOnly {
+		return nil
 	}
 	return l.catchUpIndex()
 }
