@@ -72,14 +72,30 @@
 //
 // # Keys
 //
-//	"m/anchor"          seq (8 bytes, big-endian) || hash (32) of the last record
-//	                    deleted (retention, DropOldestShipped), written in the
-//	                    same batch as the deletion; absent when none was
-//	"m/last"            seq || hash: the chain head, written in the same batch
-//	                    as the records it covers
-//	"m/node"            the node id
-//	"m/shipped"         seq (8, BE): the last record the receiver acknowledged
-//	'r' seq (8, BE)     the record's JSON (AppendJSON), in seq order
+// A spool is two Pebble databases under its directory. records/ holds the
+// records and, written once, the node id, and nothing else: its tables
+// never overlap, so compactions move them down instead of rewriting them.
+// (A key written beside every batch, such as a chain head or an index
+// entry, makes every table span the whole key range and every compaction
+// rewrite the spool; it once cost Append more than half its speed.)
+// index/ holds everything else.
+//
+//	records/ "m/node"            the node id
+//	records/ 'r' seq (8, BE)     the record's JSON (AppendJSON), in seq order
+//	index/   "m/anchor"          seq (8 bytes, big-endian) || hash (32) of the last
+//	                             record deleted (retention, DropOldestShipped),
+//	                             written (synced) before the deletion; absent when
+//	                             none was
+//	index/   "m/shipped"         seq (8, BE): the last record the receiver acknowledged
+//	index/   "m/indexed"         seq (8, BE): the last record the index covers
+//	index/   'x' ...             the query indexes (see Queries)
+//
+// The chain head is the last record (or the anchor, when every record was
+// deleted): Open reads it. The committer applies a batch's index entries
+// and "m/indexed" after the batch's records, without a sync of its own;
+// Open brings an index that a crash left behind level with the records,
+// from their JSON, and rebuilds one left ahead of them. Records at or below
+// the anchor that a crash during a deletion left are passed over.
 //
 // Verify anchors the chain at "m/anchor", or without it at the start (seq
 // 1, no prev_hash): deleting records from the front by any other means than
@@ -126,9 +142,10 @@
 // Log.Prune (and Log.RunRetention, for audit.retention) deletes the
 // longest prefix of records that are older than the cut-off and shipped;
 // with Options.Shipping false (audit.ship.url empty) every record counts
-// as shipped. A deletion is one DeleteRange of record keys with the move of
-// "m/anchor", so the chain loses a prefix, never a hole, then a compaction
-// of the range, so the space is freed.
+// as shipped. A deletion moves "m/anchor" and drops the index entries of
+// the deleted records in one synced index batch, then deletes the records
+// with one DeleteRange, so the chain loses a prefix, never a hole, then
+// compacts the range, so the space is freed.
 //
 // Full reports whether the spool's disk usage has reached
 // Options.MaxSpool. It is an atomic load: a maintainer goroutine owned by
@@ -165,9 +182,9 @@
 // Log.Activity, ActivityByID, Sessions, Session and MarkAudited serve the
 // admin API and mcpgw audit (query.go): newest first, at most MaxLimit a
 // page, with opaque cursors (base64url of the list and the seq the next
-// page continues below). The committer keeps three indexes under 'x', in
-// the batch of the records they describe (index.go); it never reads
-// Pebble for them:
+// page continues below). The committer keeps three indexes under 'x' in
+// index/, in the index batch that follows the records they describe
+// (index.go); it never reads Pebble for them:
 //
 //	'x' 't' minute seq       a record of that minute (Unix minutes), written
 //	                         when the minute of the records changes

@@ -120,8 +120,9 @@ var (
 )
 
 // indexer maintains the query indexes. Only the committer calls add, once
-// per record, in seq order, with the batch that writes the record, so the
-// indexes are exactly as durable as the records. It never reads Pebble: a
+// per record, in seq order, with the index batch that follows the batch
+// that writes the record (and catchUpIndex at Open, for the records the
+// index missed in a crash). It never reads Pebble: a
 // session's counters are kept in a cache and written as a segment that
 // queries add up with the session's other segments (after a restart, or
 // when the cache was emptied, a session's next record starts a segment).
