@@ -92,7 +92,7 @@ bench: bench-deps build bench-tool
 	$(GO) run ./bench/cmd/compare --bin $(BIN) --out bench/results $(BENCH_FLAGS)
 
 bench-micro:
-	$(GO) test -run='^$$' -bench=. -benchmem ./jsonrpc ./policycache ./identity
+	$(GO) test -run='^$$' -bench=. -benchmem ./jsonrpc ./policycache ./identity ./auditlog ./proxy
 
 # nginx from Debian's packages, for the comparison.
 bench-deps:

@@ -353,9 +353,9 @@ func (s *Server) auditSession(sc *auditScope, session string, started bool, clie
 		}
 		rec.ProtocolVersion = b2s(sc.version)
 		rec.Method = "initialize"
-		rec.Status = "started"
+		rec.Status = auditlog.StatusStarted
 	} else {
-		rec.Status = "ended"
+		rec.Status = auditlog.StatusEnded
 	}
 	_ = s.writeAudit(&rec, false)
 }
