@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -427,6 +428,43 @@ func TestAuditSurvivesSIGKILL(t *testing.T) {
 	}
 	head := gw.drained(30 * time.Second)
 	checkShipped(t, rc, backend, head)
+
+	// mcpgw audit reads the same spool: through the admin API while the
+	// gateway runs, from the disk once it has stopped.
+	want := fmt.Sprintf("ok: the chain holds through seq %d ", head)
+	if out := gw.cli(t, 0, "audit", "verify"); !strings.HasPrefix(out, want) {
+		t.Errorf("mcpgw audit verify (running): got %q, want it to start with %q", out, want)
+	}
+	out := gw.cli(t, 0, "audit", "activity", "--method", "tools/call", "--decision", "allow", "--limit", "3", "--json")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 || !strings.Contains(lines[0], `"arguments":{"n":`) {
+		t.Errorf("mcpgw audit activity --json: got\n%s", out)
+	}
+	gw.g.stop(gw.proc)
+	if out := gw.cli(t, 0, "audit", "verify"); !strings.HasPrefix(out, want) {
+		t.Errorf("mcpgw audit verify (stopped): got %q, want it to start with %q", out, want)
+	}
+}
+
+// cli runs the mcpgw binary with args and the gateway's config, and
+// returns its standard output; the exit code must be code.
+func (gw *auditGateway) cli(t *testing.T, code int, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, mcpgwBin, append(args, "--config", gw.cfgPath)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	got := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		got = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("mcpgw %v: %v", args, err)
+	}
+	if got != code {
+		t.Fatalf("mcpgw %v: exit %d, want %d\n%s%s", args, got, code, stdout.String(), stderr.String())
+	}
+	return stdout.String()
 }
 
 func TestAuditReceiverOutage(t *testing.T) {
