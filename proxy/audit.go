@@ -7,6 +7,7 @@ import (
 	"net"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -358,6 +359,17 @@ func (s *Server) auditSession(sc *auditScope, session string, started bool, clie
 		rec.Status = auditlog.StatusEnded
 	}
 	_ = s.writeAudit(&rec, false)
+}
+
+// recordPool holds the records of relays, which write one per event but
+// must not carry one while idle.
+var recordPool = sync.Pool{New: func() any { return new(auditlog.Record) }}
+
+func acquireRecord() *auditlog.Record { return recordPool.Get().(*auditlog.Record) }
+
+func releaseRecord(r *auditlog.Record) {
+	*r = auditlog.Record{} // keeps no buffer of the stream alive
+	recordPool.Put(r)
 }
 
 // clientInfo is what initialize says of the client (self-reported).

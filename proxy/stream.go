@@ -50,9 +50,9 @@ type relay struct {
 	keepAlive time.Duration
 	maxEvent  int
 
-	// Audit (audit.go).
+	// Audit (audit.go). Records come from recordPool, not from here: an
+	// idle stream's relay must stay small (300 MiB for 10,000 streams).
 	scope  auditScope
-	rec    auditlog.Record
 	served servedNames
 
 	closeOnce sync.Once
@@ -134,7 +134,6 @@ func (rl *relay) release() {
 		rl.pending[i].reset()
 	}
 	rl.scope.reset()
-	rl.rec = auditlog.Record{}
 	rl.subject = policycache.Subject{}
 	rl.names = listFilter{}
 	rl.msg.Reset()
@@ -299,7 +298,9 @@ func (rl *relay) pump(send func(p []byte, flush bool) error, watch net.Conn) boo
 		if readErr != nil && readErr != io.EOF {
 			reason = msgUpstreamDown
 		}
-		rl.s.auditOutcome(&rl.scope, &rl.rec, &rl.pending[i], nil, codeUpstream, reason, 0, nil)
+		rec := acquireRecord()
+		rl.s.auditOutcome(&rl.scope, rec, &rl.pending[i], nil, codeUpstream, reason, 0, nil)
+		releaseRecord(rec)
 	}
 	if watcher != nil {
 		// fasthttp recycles the hijacked connection's wrapper once serve
@@ -340,15 +341,23 @@ func (rl *relay) process() []byte {
 	m := &rl.msg
 	if err := rl.scan.Scan(ev.Data, m); err != nil {
 		// Not readable with certainty: never passed on.
-		rl.s.auditRefused(&rl.scope, &rl.rec, auditlog.ServerToClient, msgParse+": "+err.Error(), len(ev.Data))
+		if rl.s.audit != nil {
+			rec := acquireRecord()
+			rl.s.auditRefused(&rl.scope, rec, auditlog.ServerToClient, msgParse+": "+err.Error(), len(ev.Data))
+			releaseRecord(rec)
+		}
 		return nil
 	}
 	rl.served.reset(false)
 	out, pc, dropped := rl.decide(m)
-	if pc != nil {
-		rl.s.auditOutcome(&rl.scope, &rl.rec, pc, m, 0, "", len(out), rl.served.json())
-	} else {
-		rl.s.auditUpstream(&rl.scope, &rl.rec, rl.pending, m, len(out), dropped, rl.tmp[:0])
+	if rl.s.audit != nil {
+		rec := acquireRecord()
+		if pc != nil {
+			rl.s.auditOutcome(&rl.scope, rec, pc, m, 0, "", len(out), rl.served.json())
+		} else {
+			rl.s.auditUpstream(&rl.scope, rec, rl.pending, m, len(out), dropped, rl.tmp[:0])
+		}
+		releaseRecord(rec)
 	}
 	return out
 }
