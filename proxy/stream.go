@@ -28,22 +28,24 @@ var (
 // It runs in fasthttp's stream-writer goroutine after the handler has
 // returned, so it owns copies of everything it needs and no RequestCtx.
 type relay struct {
-	s         *Server
-	r         *route
-	resp      *upResponse
-	reader    *jsonrpc.EventReader
-	scan      jsonrpc.Scanner
-	msg       jsonrpc.Message
-	filter    jsonrpc.Filter
-	ev        jsonrpc.Event
-	subject   policycache.Subject
-	names     listFilter
-	pending   []pendingCall
-	answered  int
-	out       []byte
-	tmp, alt  []byte // scratch; filterEvent alternates between them
-	head      []byte // the serialized response headers
-	chunk     []byte // the chunk being written
+	s        *Server
+	r        *route
+	resp     *upResponse
+	reader   *jsonrpc.EventReader
+	scan     jsonrpc.Scanner
+	msg      jsonrpc.Message
+	filter   *jsonrpc.Filter // from filterPool, taken at the first list to filter
+	ev       jsonrpc.Event
+	subject  policycache.Subject
+	names    listFilter
+	pending  []pendingCall
+	answered int
+	out      []byte
+	tmp, alt []byte // scratch; filterEvent alternates between them
+	// chunk is the chunk being written; before the first, the serialized
+	// response headers of a long-lived stream (one buffer for both keeps
+	// the relay in the 2 KiB size class).
+	chunk     []byte
 	modern    bool
 	listen    bool // a standalone GET stream: no originating request
 	priming   bool // forward priming events (client negotiated >= 2025-11-25)
@@ -59,6 +61,11 @@ type relay struct {
 }
 
 var relayPool = sync.Pool{New: func() any { return new(relay) }}
+
+// filterPool holds list filters for relays: most streams never carry a
+// list, and an idle relay without one stays in a smaller size class
+// (1.4 KiB less for each of ten thousand idle streams).
+var filterPool = sync.Pool{New: func() any { return new(jsonrpc.Filter) }}
 
 // startRelay answers the client with an SSE stream fed from resp.
 //
@@ -107,7 +114,7 @@ func (s *Server) startRelay(ctx *fasthttp.RequestCtx, r *route, ex *exchange, re
 	}
 	h.SetContentLength(-1) // chunked
 	h.SetConnectionClose()
-	rl.head = h.AppendBytes(rl.head[:0])
+	rl.chunk = h.AppendBytes(rl.chunk[:0])
 	// The stream takes its connection over: fasthttp's connection goroutine
 	// and buffers go, and the relay writes HTTP/1.1 chunks straight to the
 	// socket, one write per event. An idle stream then costs a goroutine
@@ -134,6 +141,10 @@ func (rl *relay) release() {
 		rl.pending[i].reset()
 	}
 	rl.scope.reset()
+	if rl.filter != nil {
+		filterPool.Put(rl.filter)
+		rl.filter = nil
+	}
 	rl.subject = policycache.Subject{}
 	rl.names = listFilter{}
 	rl.msg.Reset()
@@ -169,9 +180,10 @@ func (rl *relay) serve(c net.Conn) {
 		return
 	}
 	defer rl.s.untrack(rl)
-	if _, err := c.Write(rl.head); err != nil {
+	if _, err := c.Write(rl.chunk); err != nil {
 		return
 	}
+	rl.chunk = rl.chunk[:0]
 	if !rl.pump(func(p []byte, flush bool) error {
 		if len(p) > 0 { // an empty chunk would end the body
 			rl.chunk = appendChunk(rl.chunk, p)
@@ -415,6 +427,9 @@ func (rl *relay) filterEvent(kinds ...jsonrpc.ListKind) []byte {
 	data := rl.ev.Data
 	for _, k := range kinds {
 		rl.names = listFilter{policy: rl.r.policy, subject: &rl.subject, kind: listPolicyKind(k), served: &rl.served}
+		if rl.filter == nil {
+			rl.filter = filterPool.Get().(*jsonrpc.Filter)
+		}
 		out, _, err := rl.filter.AppendFiltered(rl.tmp[:0], data, k, &rl.names, jsonrpc.FilterOptions{PrivateCache: rl.modern})
 		if err != nil {
 			return nil
