@@ -123,6 +123,7 @@ mcpgw quickstart is running (Ctrl-C stops it).
   upstream      http://127.0.0.1:$up_port/mcp   (Go SDK conformance server, stateful)
   config        $dir/mcpgw.yaml
   logs          $dir/mcpgw.log, $dir/go-everything.log
+  audit log     $bin/mcpgw audit tail --config $dir/mcpgw.yaml   (every message, as it happens)
 
   Bearer tokens (dev users, new on every run):
     alice@example.com  (engineers)  $alice
