@@ -86,8 +86,11 @@ func TestAuditRecordsEveryMessage(t *testing.T) {
 			}
 
 			isCall := func(r *auditlog.Record) bool { return r.Method == "tools/call" && r.Name == "slow_progress" }
+			// The denial came last; its record is enqueued, like the
+			// outcomes, so the wait covers it too.
 			recs := auditRecords(t, l, func(recs []*auditlog.Record) bool {
-				return len(find(recs, func(r *auditlog.Record) bool { return isCall(r) && r.Message == auditlog.MessageResponse })) == 1
+				return len(find(recs, func(r *auditlog.Record) bool { return isCall(r) && r.Message == auditlog.MessageResponse })) == 1 &&
+					len(find(recs, func(r *auditlog.Record) bool { return r.Name == "get_secret" })) == 1
 			})
 			if err := l.Verify(); err != nil {
 				t.Errorf("Verify: %v", err)
