@@ -39,6 +39,27 @@ type Snapshot struct {
 	KeepAlive time.Duration
 	// Audit says what audit records hold (with Options.Audit set).
 	Audit AuditPolicy
+	// Approvals holds the just-in-time grants of approval-only tools and
+	// takes the requests for them (package access). Nil: approval-only
+	// calls are refused with codeApprovalRequired and no request.
+	Approvals Approvals
+}
+
+// Approvals is what the proxy asks of just-in-time access (DESIGN.md
+// "Policy semantics"; package access implements it, adapted by the
+// appliance). Both methods must be safe for concurrent use.
+type Approvals interface {
+	// Check reports whether user holds an unexpired grant for tool of app
+	// that covers a call whose arguments hash to argsHash (a grant of the
+	// whole tool covers any arguments). It runs on every approval-only
+	// call: an in-memory lookup that does not allocate, and right on the
+	// very next call after a revocation or expiry.
+	Check(user, app string, tool []byte, argsHash *[32]byte) (grantID string, ok bool)
+	// Request returns the pending request for this call, creating it when
+	// none exists (one per user, app, tool and arguments hash, however many
+	// connections ask at once). rule is the approval rule that allows the
+	// tool.
+	Request(user string, groups []string, app, rule, tool string, argsHash *[32]byte) (requestID string, err error)
 }
 
 // Application is one fronted MCP server.

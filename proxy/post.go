@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"time"
 
@@ -340,11 +341,13 @@ func (s *Server) authorize(r *route, ex *exchange, m *jsonrpc.Message, modern bo
 	case policycache.Allow:
 		v = verdict{decision: auditlog.DecisionAllow}
 	case policycache.NeedsApproval:
-		v = verdict{code: codeApprovalRequired, msg: msgApproval, decision: auditlog.DecisionApprovalRequired}
+		v = s.approval(r, ex, m, d.Rule)
 	default:
 		v = deniedVerdict(r, kind, m.Name, modern)
 	}
-	v.rule, v.reason = d.Rule, d.Reason.String()
+	if v.rule == "" { // an approval names the grant or the request itself
+		v.rule, v.reason = d.Rule, d.Reason.String()
+	}
 	if d.Shadow {
 		// An audit-mode rule would have decided otherwise: recorded,
 		// never enforced (DESIGN.md "Policy semantics").
@@ -352,6 +355,47 @@ func (s *Server) authorize(r *route, ex *exchange, m *jsonrpc.Message, modern bo
 	}
 	return v
 }
+
+// approval decides an approval-only call: allowed under a grant the
+// caller holds (the record names the grant), else refused with the
+// pending request the caller's approvers act on, created if need be
+// (DESIGN.md "Policy semantics", section 7).
+func (s *Server) approval(r *route, ex *exchange, m *jsonrpc.Message, rule string) verdict {
+	v := verdict{code: codeApprovalRequired, msg: msgApproval, decision: auditlog.DecisionApprovalRequired,
+		rule: rule, reason: "approval_required"}
+	appr := r.approvals
+	if appr == nil {
+		return v
+	}
+	hash := argumentsHash(m.Arguments)
+	if id, ok := appr.Check(ex.subject.User, r.name, m.Name, &hash); ok {
+		return verdict{decision: auditlog.DecisionAllow, rule: "grant:" + id, reason: "approved grant"}
+	}
+	id, err := appr.Request(ex.subject.User, ex.subject.Groups, r.name, rule, string(m.Name), &hash)
+	if err != nil {
+		// The request could not be stored: the call is refused all the
+		// same, without a request to follow.
+		v.reason = "approval request not stored: " + err.Error()
+		return v
+	}
+	data := append(ex.tmp[:0], `{"approval_request_id":`...)
+	data = jsonrpc.AppendQuoted(data, id)
+	data = append(data, `,"approval_url":`...)
+	data = jsonrpc.AppendQuoted(data, r.origin+approvalPath+id)
+	ex.tmp = append(data, '}')
+	v.data = ex.tmp
+	v.reason = "approval request " + id
+	return v
+}
+
+// approvalPath is where the frontend host shows an approval request (the
+// page comes with the approval flow of issue 6).
+const approvalPath = "/approvals/"
+
+// argumentsHash is the hash an exact-call grant is bound to: SHA-256 of
+// params.arguments as sent (of nothing when absent), so the approved call
+// is the one retried byte for byte.
+func argumentsHash(args []byte) [32]byte { return sha256.Sum256(args) }
 
 // shadowReason is the audit reason of a decision an audit-mode rule would
 // have changed: "<reason>; audit-mode rule <rule> would <effect>".

@@ -93,6 +93,7 @@ type route struct {
 	timeout                       time.Duration
 	keepAlive                     time.Duration
 	audit                         *AuditPolicy // the snapshot's
+	approvals                     Approvals    // the snapshot's; nil: none
 }
 
 // New makes a Server; call Update before serving.
@@ -176,6 +177,7 @@ func (s *Server) Update(snap *Snapshot) error {
 			timeout:   snap.UpstreamTimeout,
 			keepAlive: snap.KeepAlive,
 			audit:     &snap.Audit,
+			approvals: snap.Approvals,
 		}
 		if r.path == "" {
 			r.path = "/"
