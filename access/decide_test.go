@@ -409,3 +409,84 @@ func TestStoredRecordsRoundTrip(t *testing.T) {
 		t.Errorf("stored grant ttl: got %v, want 30m", rec.GrantTTL)
 	}
 }
+
+// TestApproveWholeTool: a request for one call is granted for the whole
+// tool only when every approval agreed to that.
+func TestApproveWholeTool(t *testing.T) {
+	secops := []string{"secops"}
+	tests := []struct {
+		name      string
+		wholeTool [3]bool // sec1, sec2 (level 1), cab-lead (level 2)
+		wantWhole bool
+	}{
+		{"every approver widens", [3]bool{true, true, true}, true},
+		{"the last approver keeps the call", [3]bool{true, true, false}, false},
+		{"a first-level approver keeps the call", [3]bool{false, true, true}, false},
+		{"nobody widens", [3]bool{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			hash := hashOf("call")
+			req, _, err := f.s.RequestFor(requester, app, ruleTwo, "update_user", hash)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got *Request
+			for i, who := range []string{"sec1@example.com", "sec2@example.com", "cab-lead@example.com"} {
+				groups := secops
+				if i == 2 {
+					groups = nil
+				}
+				if tt.wholeTool[i] {
+					got, err = f.s.ApproveWholeTool(req.ID, who, groups, "")
+				} else {
+					got, err = f.s.Decide(req.ID, who, groups, true, "")
+				}
+				if err != nil {
+					t.Fatalf("approval %d: %v", i, err)
+				}
+				if got.Decisions[i].WholeTool != tt.wholeTool[i] {
+					t.Errorf("decision %d whole_tool: got %v, want %v", i, got.Decisions[i].WholeTool, tt.wholeTool[i])
+				}
+			}
+			_, ok := f.s.Check(requester, app, []byte("update_user"), hashOf("other call"))
+			if ok != tt.wantWhole {
+				t.Errorf("Check with other arguments: got %v, want %v", ok, tt.wantWhole)
+			}
+			if _, ok := f.s.Check(requester, app, []byte("update_user"), hash); !ok {
+				t.Error("Check of the asked-for call: refused")
+			}
+			g := f.s.Grants(requester, app)
+			if len(g) != 1 || (g[0].ArgumentsHash == "") != tt.wantWhole {
+				t.Errorf("Grants: got %+v, want one with whole tool %v", g, tt.wantWhole)
+			}
+			events := f.rec.take()
+			last := events[len(events)-1]
+			if last.Kind != EventGranted || last.ArgumentsHash != g[0].ArgumentsHash {
+				t.Errorf("granted event: got %+v, want the grant's hash %q", last, g[0].ArgumentsHash)
+			}
+		})
+	}
+	t.Run("request without a hash", func(t *testing.T) {
+		f := newFixture(t)
+		req, _, _ := f.s.RequestFor(requester, app, ruleOne, "restart_pod", nil)
+		got, err := f.s.ApproveWholeTool(req.ID, "boss@example.com", nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Decisions[0].WholeTool {
+			t.Error("whole_tool set on a request that was for the whole tool already")
+		}
+		if _, ok := f.s.Check(requester, app, []byte("restart_pod"), hashOf("any")); !ok {
+			t.Error("Check: refused, want the whole tool")
+		}
+	})
+	t.Run("refusals as Decide", func(t *testing.T) {
+		f := newFixture(t)
+		req, _, _ := f.s.RequestFor(requester, app, ruleOne, "restart_pod", hashOf("x"))
+		if _, err := f.s.ApproveWholeTool(req.ID, requester, []string{"admins"}, ""); !errors.Is(err, ErrSelfApproval) {
+			t.Errorf("got %v, want %v", err, ErrSelfApproval)
+		}
+	})
+}

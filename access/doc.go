@@ -31,7 +31,9 @@
 //   - After the last level approves, a grant lets the requester call the
 //     request's tools for GrantTTL from that approval: only the exact call
 //     (its arguments hash) when the request carried one, else any call of
-//     those tools.
+//     those tools. Approvers of an exact-call request may widen the grant
+//     to the whole tools (ApproveWholeTool); it is widened only when every
+//     approval agreed.
 //   - A pending request expires at Created+RequestTTL: from that instant it
 //     reads as expired (lazily, on every read) and the sweeper records it;
 //     the transition is a compare-and-swap, so its event is emitted once.

@@ -251,11 +251,29 @@ func (s *Service) Requests(status Status) ([]Request, error) {
 // grant TTL (Request.GrantID names it). It returns the request as it now
 // stands.
 //
+// A request for one exact call (with an arguments hash) is granted for
+// that call only; see ApproveWholeTool for the wider grant.
+//
 // Errors: ErrUnknownRequest, ErrNotPending (decided or expired),
 // ErrSelfApproval (the requester), ErrNotApprover (not an approver of the
 // current level), ErrAlreadyDecided (approved this level already),
 // ErrBadRequest (comment too long).
 func (s *Service) Decide(id, approver string, approverGroups []string, approve bool, comment string) (*Request, error) {
+	return s.decide(id, approver, approverGroups, approve, false, comment)
+}
+
+// ApproveWholeTool is Decide's approval by an approver who agrees to grant
+// the request's tools for the grant's lifetime, whatever their arguments,
+// rather than only the exact call asked for (issue 6: "an approver can
+// grant exactly the call that was asked for, or the tool for the grant's
+// lifetime"). The narrowest scope wins: the grant covers the whole tools
+// only when every approval of the request, at every level, was given this
+// way. On a request without an arguments hash it is the same as Decide.
+func (s *Service) ApproveWholeTool(id, approver string, approverGroups []string, comment string) (*Request, error) {
+	return s.decide(id, approver, approverGroups, true, true, comment)
+}
+
+func (s *Service) decide(id, approver string, approverGroups []string, approve, wholeTool bool, comment string) (*Request, error) {
 	if len(comment) > MaxTextLen {
 		return nil, fmt.Errorf("%w: comment longer than %d bytes", ErrBadRequest, MaxTextLen)
 	}
@@ -291,6 +309,9 @@ func (s *Service) Decide(id, approver string, approverGroups []string, approve b
 		now := s.now().UTC()
 		next := rec.clone()
 		d := Decision{Level: rec.Level, Approver: approver, Decision: DecisionDeny, Comment: comment, Time: now}
+		if approve && wholeTool && rec.ArgumentsHash != "" {
+			d.WholeTool = true
+		}
 		var grant *liveGrant
 		switch {
 		case !approve:
@@ -306,7 +327,7 @@ func (s *Service) Decide(id, approver string, approverGroups []string, approve b
 			next.GrantID = newID("grt_")
 			grant = newLiveGrant(Grant{
 				ID: next.GrantID, RequestID: id, App: rec.App, User: rec.User,
-				Tools: next.Tools, ArgumentsHash: rec.ArgumentsHash,
+				Tools: next.Tools, ArgumentsHash: grantHash(rec, d),
 				Expires: now.Add(rec.GrantTTL),
 			})
 		}
@@ -348,9 +369,25 @@ func (s *Service) Decide(id, approver string, approverGroups []string, approve b
 		s.emit(ev)
 		if grant != nil {
 			ev.Kind, ev.GrantID, ev.Comment = EventGranted, grant.id, ""
+			ev.ArgumentsHash = grant.g.ArgumentsHash
 			s.emit(ev)
 		}
 		return &next.clone().Request, nil
 	}
 	return nil, ErrBusy
+}
+
+// grantHash is the arguments hash the grant of rec is bound to, last being
+// the final approval: rec's own, unless every approval (last included)
+// agreed to the whole tools.
+func grantHash(rec *requestRecord, last Decision) string {
+	if !last.WholeTool {
+		return rec.ArgumentsHash
+	}
+	for _, d := range rec.Decisions {
+		if d.Decision == DecisionApprove && !d.WholeTool {
+			return rec.ArgumentsHash
+		}
+	}
+	return ""
 }

@@ -125,6 +125,9 @@ type Decision struct {
 	Decision string    `json:"decision"` // "approve" or "deny"
 	Comment  string    `json:"comment,omitempty"`
 	Time     time.Time `json:"time"`
+	// WholeTool is set on an approval that agreed to grant the whole
+	// tools rather than the exact call asked for (ApproveWholeTool).
+	WholeTool bool `json:"whole_tool,omitempty"`
 }
 
 // Decision values.
@@ -174,7 +177,7 @@ const (
 	EventRequested    EventKind = "requested"     // a request was created
 	EventApproved     EventKind = "approved"      // one approver approved at Level (one event per approver; the last one is followed by granted)
 	EventDenied       EventKind = "denied"        // an approver denied; the request is over
-	EventGranted      EventKind = "granted"       // the last level approved; GrantID is the new grant
+	EventGranted      EventKind = "granted"       // the last level approved; GrantID is the new grant, ArgumentsHash its scope
 	EventExpired      EventKind = "expired"       // a pending request reached its expiry
 	EventRevoked      EventKind = "revoked"       // Actor revoked grant GrantID
 	EventGrantExpired EventKind = "grant_expired" // grant GrantID reached its expiry
