@@ -27,6 +27,7 @@ FUZZ_TARGETS := \
 	./identity:FuzzParseGroups \
 	./policycache:FuzzMatcher \
 	./proxy:FuzzChunked \
+	./access:FuzzDecodeRecord \
 	./appliance:FuzzLoadConfig
 
 .PHONY: all build run test unit fuzz fuzz-short e2e conformance bench check deps tools node-deps clean
