@@ -79,6 +79,7 @@
 //	access/requests/<id>     JSON requestRecord: Request fields, "v": 1,
 //	                         "grant_ttl_ns"; ttl RequestTTL+Keep while
 //	                         pending, then Keep from the decision or expiry
+//	                         (at least GrantTTL once approved)
 //	access/grants/<id>       JSON grantRecord: Grant fields, "v": 1;
 //	                         ttl GrantTTL (gone when the grant expires)
 //	access/pending/<sha256>  the id of the pending request of (user, app,

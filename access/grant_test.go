@@ -340,3 +340,26 @@ func BenchmarkCheck(b *testing.B) {
 		})
 	})
 }
+
+// TestApprovedRequestOutlivesKeep: the request behind a live grant stays
+// readable even when Keep is shorter than the grant.
+func TestApprovedRequestOutlivesKeep(t *testing.T) {
+	c := newClock()
+	s, err := New(Options{Store: state.NewMemoryWithClock(c.Now), Flows: testFlows(), Now: c.Now, Keep: time.Minute, SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	req, _, _ := s.RequestFor(requester, app, ruleOne, "restart_pod", nil)
+	if _, err := s.Decide(req.ID, "boss@example.com", nil, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(10*time.Minute - time.Nanosecond)
+	if _, err := s.Get(req.ID); err != nil {
+		t.Errorf("Get while its grant lives: %v", err)
+	}
+	c.Advance(time.Nanosecond)
+	if _, err := s.Get(req.ID); !errors.Is(err, ErrUnknownRequest) {
+		t.Errorf("Get after grant and Keep ran out: got %v, want %v", err, ErrUnknownRequest)
+	}
+}

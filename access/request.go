@@ -334,8 +334,11 @@ func (s *Service) decide(id, approver string, approverGroups []string, approve, 
 		next.Decisions = append(next.Decisions, d)
 
 		ttl := s.keep
-		if next.Status == StatusPending {
+		switch next.Status {
+		case StatusPending:
 			ttl = rec.Expires.Sub(now) + s.keep
+		case StatusApproved:
+			ttl = max(s.keep, rec.GrantTTL) // the grant's request_id stays readable
 		}
 		if grant != nil {
 			if err := s.store.Put(grantKey(grant.id), encodeGrant(&grant.g), rec.GrantTTL); err != nil {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mcpgw/mcpgw/internal/state"
 )
 
 func TestRequestForDedupes(t *testing.T) {
@@ -107,9 +109,22 @@ func TestRequestForErrors(t *testing.T) {
 }
 
 // TestRequestForConcurrent: many connections of one user refused at once
-// open exactly one request.
+// open exactly one request, on either Store.
 func TestRequestForConcurrent(t *testing.T) {
-	f := newFixture(t)
+	t.Run("memory", func(t *testing.T) { testRequestForConcurrent(t, newFixture(t)) })
+	t.Run("pebble", func(t *testing.T) {
+		store, err := state.OpenPebble(t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		c := newClock()
+		c.Set(time.Now().UTC())
+		testRequestForConcurrent(t, newFixtureOn(t, c, store))
+	})
+}
+
+func testRequestForConcurrent(t *testing.T, f *fixture) {
 	const n = 50
 	var (
 		wg      sync.WaitGroup
