@@ -137,6 +137,18 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 		}
 	}()
 
+	var current atomic.Pointer[compiled]
+	current.Store(comp)
+	approvals, err := startApprovals(cfg, store, &current, audit.log, log)
+	if err != nil {
+		ln.Close()
+		adminLn.Close()
+		comp.close()
+		return fmt.Errorf("cannot start the approvals: %w", err)
+	}
+	defer approvals.Close() // before the audit log, which its events go to
+	comp.snap.Approvals = proxyApprovals{approvals}
+
 	srv, err := proxy.New(proxy.Options{Logger: log, Sessions: codec, Loopback: loopback, TLS: useTLS, Audit: audit.log})
 	if err == nil {
 		err = srv.Update(comp.snap)
@@ -147,8 +159,6 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 		comp.close()
 		return err
 	}
-	var current atomic.Pointer[compiled]
-	current.Store(comp)
 	adminSrv := newAdminServer(adminToken, func(ctx context.Context) readiness {
 		rd := ids.readiness(ctx, current.Load())
 		audit.readiness(&rd)
@@ -203,6 +213,12 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 			// audit.when_full is read at start, by the spool as by the
 			// proxy (restartOnly).
 			next.snap.Audit.RejectWhenFull = cfg.Audit.WhenFull == "reject"
+			next.snap.Approvals = proxyApprovals{approvals}
+			if err := approvals.Update(flowsOf(next.cfg)); err != nil {
+				next.close()
+				log.Error("reload refused; the running configuration keeps serving", "error", err.Error())
+				continue
+			}
 			if err := srv.Update(next.snap); err != nil {
 				next.close()
 				log.Error("reload refused; the running configuration keeps serving", "error", err.Error())

@@ -1,0 +1,127 @@
+package appliance
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpgw/mcpgw/auditlog"
+)
+
+// TestServeApprovalRequest: serve wires the access service into the
+// proxy. An approval-only call is refused with the pending request to
+// follow, the same request for the same call again, and the request is an
+// audit record.
+func TestServeApprovalRequest(t *testing.T) {
+	dir := t.TempDir()
+	freeAddr := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	listen, admin := freeAddr(), freeAddr()
+	cfgPath := writeFile(t, dir, "mcpgw.yaml", `server:
+  listen: "`+listen+`"
+  admin: {listen: "`+admin+`"}
+  data_dir: `+filepath.Join(dir, "data")+`
+identity:
+  dev_users: [{token: alice-token-0123456789, user: alice, groups: [sre]}]
+applications:
+  - name: app
+    frontend_url: http://`+listen+`/mcp
+    upstream_url: http://127.0.0.1:9/mcp
+    rules:
+      - name: prod-writes
+        subjects: {groups: [sre]}
+        tools: ["delete_.*"]
+        approval:
+          levels: [{approvers: {groups: [secops]}}, {approvers: {users: [cab-lead]}}]
+          grant_ttl: 30m
+          request_ttl: 1h
+`)
+	cfg, err := LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, cfgPath, slog.New(slog.DiscardHandler), ready) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not get ready within 20s")
+	}
+	call := func(args string) (code int, data map[string]string) {
+		t.Helper()
+		body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_items","arguments":` + args + `}}`
+		req, _ := http.NewRequest("POST", "http://"+listen+"/mcp", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Authorization", "Bearer alice-token-0123456789")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var m struct {
+			Error struct {
+				Code int               `json:"code"`
+				Data map[string]string `json:"data"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%v: %s", err, b)
+		}
+		return m.Error.Code, m.Error.Data
+	}
+	code, data := call(`{"env":"prod"}`)
+	id := data["approval_request_id"]
+	if code != -31002 || id == "" || data["approval_url"] != "http://"+listen+"/approvals/"+id {
+		t.Fatalf("approval-only call: got %d %v, want -31002 with a request and its URL", code, data)
+	}
+	if _, again := call(`{"env":"prod"}`); again["approval_request_id"] != id {
+		t.Errorf("the same call again: got request %q, want %q", again["approval_request_id"], id)
+	}
+	if _, other := call(`{"env":"dev"}`); other["approval_request_id"] == id {
+		t.Errorf("another call got the same request %q", id)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop within 15s")
+	}
+
+	l, err := auditlog.OpenReadOnly(filepath.Join(dir, "data", "audit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var requested []string
+	l.Scan(0, func(r *auditlog.Record) bool {
+		if r.Kind == auditlog.KindApproval {
+			requested = append(requested, r.Method+" "+r.User+" "+r.App+" "+r.Name+" "+r.Rule)
+		}
+		return true
+	})
+	if len(requested) != 2 || requested[0] != "approvals/requested alice app delete_items "+id {
+		t.Errorf("approval records: got %q, want two approvals/requested, the first for %s", requested, id)
+	}
+}
