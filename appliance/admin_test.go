@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -155,15 +153,7 @@ func (r *responseRecorder) Write(b []byte) (int, error) {
 // store, then a graceful stop.
 func TestServeAdminListener(t *testing.T) {
 	dir := t.TempDir()
-	freeAddr := func() string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().String()
-	}
-	listen, admin := freeAddr(), freeAddr()
+	listen, admin := freeTestAddr(t), freeTestAddr(t)
 	cfgPath := writeFile(t, dir, "mcpgw.yaml", `server:
   listen: "`+listen+`"
   admin: {listen: "`+admin+`"}
@@ -177,21 +167,7 @@ applications:
     upstream_url: http://127.0.0.1:9/mcp
     rules: [{name: r, subjects: {groups: [engineers]}, tools: [".*"]}]
 `)
-	cfg, err := LoadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, cfgPath, slog.New(slog.DiscardHandler), ready) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not get ready within 20s")
-	}
+	stop := startServe(t, cfgPath)
 
 	tok, err := os.ReadFile(filepath.Join(dir, "data", "admin.token"))
 	if err != nil {
@@ -236,14 +212,8 @@ applications:
 		}
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("serve returned %v after cancel", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not stop within 15s")
+	if err := stop(); err != nil {
+		t.Errorf("serve returned %v after cancel", err)
 	}
 	if _, err := client.Get("http://" + admin + "/healthz"); err == nil {
 		t.Errorf("admin listener still answers after stop")

@@ -1,16 +1,12 @@
 package appliance
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mcpgw/mcpgw/auditlog"
 )
@@ -21,15 +17,7 @@ import (
 // audit record.
 func TestServeApprovalRequest(t *testing.T) {
 	dir := t.TempDir()
-	freeAddr := func() string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().String()
-	}
-	listen, admin := freeAddr(), freeAddr()
+	listen, admin := freeTestAddr(t), freeTestAddr(t)
 	cfgPath := writeFile(t, dir, "mcpgw.yaml", `server:
   listen: "`+listen+`"
   admin: {listen: "`+admin+`"}
@@ -49,21 +37,7 @@ applications:
           grant_ttl: 30m
           request_ttl: 1h
 `)
-	cfg, err := LoadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, cfgPath, slog.New(slog.DiscardHandler), ready) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not get ready within 20s")
-	}
+	stop := startServe(t, cfgPath)
 	call := func(args string) (code int, data map[string]string) {
 		t.Helper()
 		body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_items","arguments":` + args + `}}`
@@ -99,14 +73,8 @@ applications:
 	if _, other := call(`{"env":"dev"}`); other["approval_request_id"] == id {
 		t.Errorf("another call got the same request %q", id)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve returned %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not stop within 15s")
+	if err := stop(); err != nil {
+		t.Fatalf("serve returned %v", err)
 	}
 
 	l, err := auditlog.OpenReadOnly(filepath.Join(dir, "data", "audit"))
