@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync/atomic"
 
@@ -39,7 +40,8 @@ func flowsOf(cfg *Config) map[access.FlowKey]access.Flow {
 
 // startApprovals starts the access service. current gives the policy that
 // resolves the approval rule of a tool requested ahead of time.
-func startApprovals(cfg *Config, store state.Store, current *atomic.Pointer[compiled], audit *auditlog.Log, log *slog.Logger) (*access.Service, error) {
+// hook, when not nil, is the approvals webhook.
+func startApprovals(cfg *Config, store state.Store, current *atomic.Pointer[compiled], audit *auditlog.Log, hook *webhook, log *slog.Logger) (*access.Service, error) {
 	return access.New(access.Options{
 		Store: store,
 		Flows: flowsOf(cfg),
@@ -52,9 +54,30 @@ func startApprovals(cfg *Config, store state.Store, current *atomic.Pointer[comp
 			d := pol.Decide(&s, policycache.KindTool, []byte(tool), nil)
 			return d.Rule, d.Effect == policycache.NeedsApproval
 		},
-		OnEvent: func(ev access.Event) { auditAccessEvent(audit, log, ev) },
-		Log:     log.With("component", "access"),
+		OnEvent: func(ev access.Event) {
+			auditAccessEvent(audit, log, ev)
+			if hook != nil {
+				hook.notify(ev, approvalURL(current.Load().cfg, ev.App, ev.RequestID))
+			}
+		},
+		Log: log.With("component", "access"),
 	})
+}
+
+// approvalURL is where the frontend host of app shows request id (the
+// URL the proxy's refusals name).
+func approvalURL(cfg *Config, app, id string) string {
+	for _, a := range cfg.Applications {
+		if a.Name != app {
+			continue
+		}
+		u, err := url.Parse(a.FrontendURL)
+		if err != nil {
+			return ""
+		}
+		return u.Scheme + "://" + u.Host + "/approvals/" + id
+	}
+	return ""
 }
 
 // auditAccessEvent records a change of a request or grant: kind approval

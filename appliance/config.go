@@ -26,6 +26,7 @@ type Config struct {
 	Roles         RolesConfig         `yaml:"roles"`
 	Applications  []ApplicationConfig `yaml:"applications"` // may be empty: every request is then refused
 	Audit         AuditConfig         `yaml:"audit"`
+	Approvals     ApprovalsConfig     `yaml:"approvals"`
 	Observability ObservabilityConfig `yaml:"observability"`
 
 	// Path is the file the config was loaded from (not a YAML key).
@@ -199,6 +200,17 @@ type ShipConfig struct {
 	Auth     string        `yaml:"auth"`
 	Batch    int           `yaml:"batch"`    // records per POST, default 1000
 	Interval time.Duration `yaml:"interval"` // default 1s
+}
+
+// ApprovalsConfig holds what approval flows share (the flows themselves are
+// the rules' `approval` sections).
+type ApprovalsConfig struct {
+	// Webhook is POSTed a JSON document on every new request and decision
+	// (created, approved, denied, granted, expired, revoked), so that chat
+	// or ticketing can be wired in; default "": none. It often carries a
+	// secret in its path or query (chat webhooks do), so it is never
+	// logged.
+	Webhook string `yaml:"webhook"`
 }
 
 type ObservabilityConfig struct {

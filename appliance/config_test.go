@@ -867,6 +867,7 @@ applications:
 		{"resource mode with issuer", "identity: {mode: resource, issuer: \"https://idp.example\"}\n" + strings.Replace(oauthApp, devUser, "", 1), ""},
 		{"pyroscope", "observability: {pyroscope: {server_address: \"localhost:4040\"}}\n", "inline.yaml:1: observability.pyroscope.server_address: must be an absolute http or https URL"},
 		{"spool too small", "audit: {max_spool: 1KiB}\n", "inline.yaml:1: audit.max_spool: must be at least 64MiB"},
+		{"approvals webhook not http", "approvals: {webhook: \"ftp://hooks.example.com/x\"}\n", "inline.yaml:1: approvals.webhook: must be an absolute http or https URL"},
 		{"ship without auth", "audit: {ship: {url: \"https://ingest.example\", auth: none}}\n", ""},
 		{"merge key", "server:\n  <<: {listen: \":1\"}\n", "inline.yaml:2: server.<<: merge keys are not supported"},
 		{"custom tag", "server: {listen: !secret x}\n", `inline.yaml:1: server.listen: unsupported YAML tag "!secret"`},

@@ -27,6 +27,11 @@ func (d *decoder) check(cfg *Config) {
 	v.roles(&cfg.Roles)
 	v.applications(cfg)
 	v.audit(cfg)
+	if w := cfg.Approvals.Webhook; w != "" {
+		if msg := checkHTTPURL(w, urlRules{path: true, query: true}); msg != "" {
+			v.errorKey("approvals.webhook", msg)
+		}
+	}
 	v.observability(&cfg.Observability)
 }
 

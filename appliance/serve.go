@@ -139,7 +139,12 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 
 	var current atomic.Pointer[compiled]
 	current.Store(comp)
-	approvals, err := startApprovals(cfg, store, &current, audit.log, log)
+	var hook *webhook
+	if cfg.Approvals.Webhook != "" {
+		hook = startWebhook(cfg.Approvals.Webhook, log)
+		defer hook.close(5 * time.Second) // after the approvals, whose events it sends
+	}
+	approvals, err := startApprovals(cfg, store, &current, audit.log, hook, log)
 	if err != nil {
 		ln.Close()
 		adminLn.Close()
@@ -166,6 +171,7 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 	})
 	adminSrv.mountAudit(audit.log, func() RolesConfig { return current.Load().cfg.Roles },
 		adminUserVerifier(&current, isLoopbackAddr(adminLn.Addr())))
+	adminSrv.mountApprovals(approvals, func() RolesConfig { return current.Load().cfg.Roles }, adminUserVerifier(&current, isLoopbackAddr(adminLn.Addr())))
 	adminSrv.mux.Handle("GET /metrics", newMetricsHandler(audit))
 	admin := newAdminHTTPServer(adminSrv, log.With("component", "admin"))
 
@@ -314,6 +320,7 @@ func restartOnly(started, next *Config) []string {
 		{"audit.ship.auth", started.Audit.Ship.Auth, next.Audit.Ship.Auth},
 		{"audit.ship.batch", strconv.Itoa(started.Audit.Ship.Batch), strconv.Itoa(next.Audit.Ship.Batch)},
 		{"audit.ship.interval", started.Audit.Ship.Interval.String(), next.Audit.Ship.Interval.String()},
+		{"approvals.webhook", started.Approvals.Webhook, next.Approvals.Webhook},
 	} {
 		if f.a != f.b {
 			keys = append(keys, f.key)
