@@ -43,6 +43,8 @@ func Main(args []string, env Env) int {
 		return runExplain(args, env)
 	case "audit":
 		return runAudit(args, env)
+	case "approvals":
+		return runApprovals(args, env)
 	case "version":
 		fmt.Fprintln(env.Stdout, "mcpgw", Version())
 		return ExitOK
@@ -65,6 +67,10 @@ func usage(w io.Writer) {
                                   read the audit log (filters: --app --user --session --method
                                   --name --decision --kind --audited --since --until); verify the
                                   hash chain; through the admin API while the gateway runs
+  mcpgw approvals list [--status S] | approve ID [--comment C] [--whole-tool] | deny ID [--comment C]
+                | request --app A --tool T [--tool T2] --reason R     [--token T] [--json]
+                                  drive approvals through the running gateway's admin API, as the
+                                  user whose token is --token or $MCPGW_TOKEN (list: else the admin token)
   mcpgw version
 --config defaults to $MCPGW_CONFIG, else /etc/mcpgw/mcpgw.yaml.
 `)
