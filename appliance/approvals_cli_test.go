@@ -3,6 +3,8 @@ package appliance
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -166,5 +168,93 @@ func TestApprovalsCommandUsage(t *testing.T) {
 				t.Errorf("got exit %d, stderr %q; want exit %d, stderr with %q", code, errOut, c.want, c.wantErr)
 			}
 		})
+	}
+}
+
+// TestServeApprovalsCommand: serve mounts the approvals endpoints on its
+// admin listener, with the dev users of its config as approvers, and the
+// command drives a two-level flow to a grant that its user gives up.
+func TestServeApprovalsCommand(t *testing.T) {
+	dir := t.TempDir()
+	listen, admin := freeTestAddr(t), freeTestAddr(t)
+	cfg := writeFile(t, dir, "mcpgw.yaml", `server:
+  listen: "`+listen+`"
+  admin: {listen: "`+admin+`", token_file: `+filepath.Join(dir, "admin.token")+`}
+  data_dir: `+filepath.Join(dir, "data")+`
+identity:
+  dev_users:
+    - {token: alice-token-0123456789, user: alice, groups: [sre]}
+    - {token: sam-token-0123456789, user: sam, groups: [secops]}
+    - {token: cab-token-0123456789, user: cab-lead}
+applications:
+  - name: app
+    frontend_url: http://`+listen+`/mcp
+    upstream_url: http://127.0.0.1:9/mcp
+    rules:
+      - name: prod-writes
+        subjects: {groups: [sre]}
+        tools: ["delete_.*"]
+        approval:
+          levels: [{approvers: {groups: [secops]}}, {approvers: {users: [cab-lead]}}]
+          grant_ttl: 30m
+          request_ttl: 1h
+`)
+	stop := startServe(t, cfg)
+	defer func() {
+		if err := stop(); err != nil {
+			t.Errorf("serve returned %v", err)
+		}
+	}()
+
+	out := runOut(t, "alice-token-0123456789", "request", "--config", cfg, "--app", "app", "--tool", "delete_items", "--reason", "cleanup")
+	m := requestLine.FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, " pending level=1/2 user=alice app=app tools=delete_items ") {
+		t.Fatalf("request through serve: got %q", out)
+	}
+	id := m[1]
+	if code, _, errOut := runApprovalsCmd("alice-token-0123456789", "approve", id, "--config", cfg); code != ExitConfig || !strings.Contains(errOut, "403 forbidden") {
+		t.Errorf("self-approval through serve: exit %d, %q; want 1 and a 403", code, errOut)
+	}
+	runOut(t, "sam-token-0123456789", "approve", id, "--config", cfg)
+	out = runOut(t, "cab-token-0123456789", "approve", id, "--config", cfg)
+	if !strings.HasPrefix(out, id+" approved level=2/2 ") || !strings.Contains(out, " grant=grt_") {
+		t.Fatalf("the last approval through serve: got %q", out)
+	}
+	if out := runOut(t, "", "list", "--config", cfg, "--status", "approved"); !strings.HasPrefix(out, id+" approved") {
+		t.Errorf("list with the admin token of token_file: got %q", out)
+	}
+
+	// alice lists her grant and gives it up.
+	grants := func() []access.Grant {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+admin+"/api/v1/grants", nil)
+		req.Header.Set("Authorization", "Bearer alice-token-0123456789")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var page listPage[access.Grant]
+		if err := json.NewDecoder(resp.Body).Decode(&page); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET /api/v1/grants: %d %v", resp.StatusCode, err)
+		}
+		return page.Items
+	}
+	g := grants()
+	if len(g) != 1 || g[0].RequestID != id || g[0].User != "alice" {
+		t.Fatalf("alice's grants: got %+v, want the grant of %s", g, id)
+	}
+	req, _ := http.NewRequest("DELETE", "http://"+admin+"/api/v1/grants/"+g[0].ID, nil)
+	req.Header.Set("Authorization", "Bearer alice-token-0123456789")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		t.Errorf("DELETE her grant: got %d, want 204", resp.StatusCode)
+	}
+	if g := grants(); len(g) != 0 {
+		t.Errorf("alice's grants after giving it up: got %+v, want none", g)
 	}
 }
