@@ -213,6 +213,23 @@ func TestApprovalFlow(t *testing.T) {
 	if got := s.deleteItems(t, "us"); got == "" {
 		t.Error("the call after the revocation went through")
 	}
+	// Every step is an audit record: kind approval for requests and their
+	// decisions, grant for grants.
+	for kind, want := range map[string][]string{
+		"approval": {"approvals/requested", "approvals/approved", "approvals/denied"},
+		"grant":    {"approvals/granted", "approvals/revoked"},
+	} {
+		code, out := s.api(t, "GET", "/api/v1/activity?kind="+kind+"&limit=1000", adminUserToken, "")
+		if code != 200 {
+			t.Fatalf("audit records of kind %s: got %d %s", kind, code, out)
+		}
+		for _, m := range want {
+			if !strings.Contains(out, `"method":"`+m+`"`) {
+				t.Errorf("no %s audit record of kind %s in %s", m, kind, out)
+			}
+		}
+	}
+
 	ran := 0
 	for _, n := range s.backend.received() {
 		ran += n
