@@ -456,7 +456,7 @@ func checkCIMDRedirectURI(raw string) error {
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "https":
-		if u.Host == "" {
+		if u.Hostname() == "" { // "https://:443/cb" has a Host and no host
 			return errors.New("no host")
 		}
 	case "http":

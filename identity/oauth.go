@@ -541,7 +541,8 @@ func (a *AuthServer) take(key string, v any) error {
 // resource).
 func canonicalResource(s string) (string, bool) {
 	u, err := url.Parse(s)
-	if err != nil || u.Fragment != "" || u.User != nil || u.Host == "" {
+	// Hostname, not Host: "http://:80" has a Host (":80") and no host.
+	if err != nil || u.Fragment != "" || u.User != nil || u.Hostname() == "" {
 		return "", false
 	}
 	scheme := strings.ToLower(u.Scheme)

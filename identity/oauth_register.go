@@ -241,7 +241,7 @@ func checkRedirectURI(s string) error {
 	}
 	switch scheme := strings.ToLower(u.Scheme); scheme {
 	case "https":
-		if u.Host == "" {
+		if u.Hostname() == "" { // "https://:443/cb" has a Host and no host
 			return errors.New("has no host")
 		}
 	case "http":
