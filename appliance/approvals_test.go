@@ -73,6 +73,17 @@ applications:
 	if _, other := call(`{"env":"dev"}`); other["approval_request_id"] == id {
 		t.Errorf("another call got the same request %q", id)
 	}
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"mcpgw_access_pending_requests 2\n", "mcpgw_access_grants 0\n"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("serve returned %v", err)
 	}

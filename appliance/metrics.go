@@ -1,11 +1,14 @@
 package appliance
 
 import (
+	"math"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mcpgw/mcpgw/access"
 )
 
 // /metrics (DESIGN.md section 9) on the admin listener, for Prometheus. It
@@ -15,15 +18,28 @@ import (
 //
 // Audit (DESIGN.md section 6): spool size and fullness, records written,
 // group commits, retention and drops, and the shipper's position, lag and
-// failures.
+// failures. Just-in-time access: live grants and pending requests.
 
-// newMetricsHandler registers the process and Go collectors and the audit
-// gauges of rt, and returns the /metrics handler.
-func newMetricsHandler(rt *auditRuntime) http.Handler {
+// newMetricsHandler registers the process and Go collectors, the audit
+// gauges of rt and the just-in-time access gauges of approvals (either may
+// be nil), and returns the /metrics handler.
+func newMetricsHandler(rt *auditRuntime, approvals *access.Service) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if rt != nil {
 		registerAuditMetrics(reg, rt)
+	}
+	if approvals != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "mcpgw", Subsystem: "access", Name: "grants",
+			Help: "Unexpired just-in-time grants."}, func() float64 { return float64(len(approvals.Grants("", ""))) }))
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "mcpgw", Subsystem: "access", Name: "pending_requests",
+			Help: "Approval requests waiting for a decision."}, func() float64 {
+			reqs, err := approvals.Requests(access.StatusPending)
+			if err != nil {
+				return math.NaN()
+			}
+			return float64(len(reqs))
+		}))
 	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }

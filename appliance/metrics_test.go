@@ -31,7 +31,7 @@ func TestMetricsShowAudit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h := newMetricsHandler(rt)
+	h := newMetricsHandler(rt, nil)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		rec := httptest.NewRecorder()

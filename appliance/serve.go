@@ -172,7 +172,7 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 	adminSrv.mountAudit(audit.log, func() RolesConfig { return current.Load().cfg.Roles },
 		adminUserVerifier(&current, isLoopbackAddr(adminLn.Addr())))
 	adminSrv.mountApprovals(approvals, func() RolesConfig { return current.Load().cfg.Roles }, adminUserVerifier(&current, isLoopbackAddr(adminLn.Addr())))
-	adminSrv.mux.Handle("GET /metrics", newMetricsHandler(audit))
+	adminSrv.mux.Handle("GET /metrics", newMetricsHandler(audit, approvals))
 	admin := newAdminHTTPServer(adminSrv, log.With("component", "admin"))
 
 	errc := make(chan error, 1)
