@@ -110,7 +110,9 @@ func TestApprovalFlowInTheProxy(t *testing.T) {
 	}
 
 	recs := auditRecords(t, l, func(recs []*auditlog.Record) bool {
-		return len(find(recs, func(r *auditlog.Record) bool { return r.Name == "delete_items" && r.Message == auditlog.MessageResponse })) == 2
+		return len(find(recs, func(r *auditlog.Record) bool {
+			return r.Name == "delete_items" && r.Message == auditlog.MessageResponse
+		})) == 2
 	})
 	var decisions []string
 	for _, r := range find(recs, func(r *auditlog.Record) bool { return r.Name == "delete_items" && r.Message == auditlog.MessageRequest }) {
