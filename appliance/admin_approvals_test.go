@@ -3,8 +3,6 @@ package appliance
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"slices"
@@ -236,7 +234,7 @@ func TestApprovalsAPIFlow(t *testing.T) {
 		{"its user again", "alice-token", 404},
 		{"the admin token, once gone", testAdminToken, 404},
 	} {
-		status, body := call204(t, srv, "DELETE", gpath, c.token)
+		status, body := call(t, srv, "DELETE", gpath, c.token, "")
 		if status != c.want {
 			t.Errorf("DELETE the grant as %s: got %d %s, want %d", c.name, status, body, c.want)
 		}
@@ -246,27 +244,6 @@ func TestApprovalsAPIFlow(t *testing.T) {
 	}
 }
 
-// call204 is call for answers that may have no body.
-func call204(t *testing.T, srv *httptest.Server, method, path, token string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, srv.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode == 204 && len(b) != 0 {
-		t.Errorf("%s %s: 204 with a body %q", method, path, b)
-	}
-	return resp.StatusCode, string(b)
-}
 
 func TestApprovalsAPIDenyAndWholeTool(t *testing.T) {
 	clock := &testClock{t: approvalT0}
@@ -334,10 +311,10 @@ func TestApprovalsAPIDenyAndWholeTool(t *testing.T) {
 	if len(g) != 2 {
 		t.Fatalf("bob's grants: got %d, want 2", len(g))
 	}
-	if status, body := call204(t, srv, "DELETE", "/api/v1/grants/"+g[0].ID, testAdminToken); status != 204 {
+	if status, body := call(t, srv, "DELETE", "/api/v1/grants/"+g[0].ID, testAdminToken, ""); status != 204 {
 		t.Errorf("DELETE as the admin token: got %d %s, want 204", status, body)
 	}
-	if status, body := call204(t, srv, "DELETE", "/api/v1/grants/"+g[1].ID, "root-token"); status != 204 {
+	if status, body := call(t, srv, "DELETE", "/api/v1/grants/"+g[1].ID, "root-token", ""); status != 204 {
 		t.Errorf("DELETE as an admin user: got %d %s, want 204", status, body)
 	}
 	if left := svc.Grants("bob@example.com", ""); len(left) != 0 {
@@ -464,7 +441,7 @@ func TestApprovalsAPIRequestErrors(t *testing.T) {
 	if status, _ := call(t, srv, "POST", "/api/v1/approvals/apr_nothing/approve", "sam-token", ""); status != 404 {
 		t.Errorf("approve an unknown request: got %d, want 404", status)
 	}
-	if status, _ := call204(t, srv, "DELETE", "/api/v1/grants/grt_nothing", testAdminToken); status != 404 {
+	if status, _ := call(t, srv, "DELETE", "/api/v1/grants/grt_nothing", testAdminToken, ""); status != 404 {
 		t.Errorf("DELETE an unknown grant: got %d, want 404", status)
 	}
 }
