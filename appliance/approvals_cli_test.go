@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -175,30 +174,12 @@ func TestApprovalsCommandUsage(t *testing.T) {
 // admin listener, with the dev users of its config as approvers, and the
 // command drives a two-level flow to a grant that its user gives up.
 func TestServeApprovalsCommand(t *testing.T) {
-	dir := t.TempDir()
-	listen, admin := freeTestAddr(t), freeTestAddr(t)
-	cfg := writeFile(t, dir, "mcpgw.yaml", `server:
-  listen: "`+listen+`"
-  admin: {listen: "`+admin+`", token_file: `+filepath.Join(dir, "admin.token")+`}
-  data_dir: `+filepath.Join(dir, "data")+`
-identity:
-  dev_users:
-    - {token: alice-token-0123456789, user: alice, groups: [sre]}
-    - {token: sam-token-0123456789, user: sam, groups: [secops]}
-    - {token: cab-token-0123456789, user: cab-lead}
-applications:
-  - name: app
-    frontend_url: http://`+listen+`/mcp
-    upstream_url: http://127.0.0.1:9/mcp
-    rules:
-      - name: prod-writes
-        subjects: {groups: [sre]}
-        tools: ["delete_.*"]
-        approval:
-          levels: [{approvers: {groups: [secops]}}, {approvers: {users: [cab-lead]}}]
-          grant_ttl: 30m
-          request_ttl: 1h
-`)
+	cfg := writeApprovalConfig(t)
+	loaded, err := LoadConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := loaded.Server.Admin.Listen
 	stop := startServe(t, cfg)
 	defer func() {
 		if err := stop(); err != nil {

@@ -11,19 +11,24 @@ import (
 	"github.com/mcpgw/mcpgw/auditlog"
 )
 
-// TestServeApprovalRequest: serve wires the access service into the
-// proxy. An approval-only call is refused with the pending request to
-// follow, the same request for the same call again, and the request is an
-// audit record.
-func TestServeApprovalRequest(t *testing.T) {
+// writeApprovalConfig writes, in a new temporary directory, the config of
+// a gateway on free loopback ports with one application whose delete_
+// tools need two levels of approval (secops, then cab-lead), and the dev
+// users alice (sre, the requester), sam (secops) and cab-lead. It returns
+// the config's path.
+func writeApprovalConfig(t *testing.T) string {
+	t.Helper()
 	dir := t.TempDir()
 	listen, admin := freeTestAddr(t), freeTestAddr(t)
-	cfgPath := writeFile(t, dir, "mcpgw.yaml", `server:
+	return writeFile(t, dir, "mcpgw.yaml", `server:
   listen: "`+listen+`"
-  admin: {listen: "`+admin+`"}
+  admin: {listen: "`+admin+`", token_file: `+filepath.Join(dir, "admin.token")+`}
   data_dir: `+filepath.Join(dir, "data")+`
 identity:
-  dev_users: [{token: alice-token-0123456789, user: alice, groups: [sre]}]
+  dev_users:
+    - {token: alice-token-0123456789, user: alice, groups: [sre]}
+    - {token: sam-token-0123456789, user: sam, groups: [secops]}
+    - {token: cab-token-0123456789, user: cab-lead}
 applications:
   - name: app
     frontend_url: http://`+listen+`/mcp
@@ -37,6 +42,19 @@ applications:
           grant_ttl: 30m
           request_ttl: 1h
 `)
+}
+
+// TestServeApprovalRequest: serve wires the access service into the
+// proxy. An approval-only call is refused with the pending request to
+// follow, the same request for the same call again, and the request is an
+// audit record.
+func TestServeApprovalRequest(t *testing.T) {
+	cfgPath := writeApprovalConfig(t)
+	cfg, err := LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen, admin := cfg.Server.Listen, cfg.Server.Admin.Listen
 	stop := startServe(t, cfgPath)
 	call := func(args string) (code int, data map[string]string) {
 		t.Helper()
@@ -88,7 +106,7 @@ applications:
 		t.Fatalf("serve returned %v", err)
 	}
 
-	l, err := auditlog.OpenReadOnly(filepath.Join(dir, "data", "audit"))
+	l, err := auditlog.OpenReadOnly(cfg.Audit.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
