@@ -60,13 +60,11 @@ func (w *Redactor) object(doc []byte, i, depth int) (int, error) {
 	if depth > MaxDepth {
 		return i, ErrDepth
 	}
-	w.out = append(w.out, '{')
 	j, done := firstItem(doc, i, '}')
+	w.out = append(w.out, doc[i:j]...) // '{' and the whitespace before the first key
 	if done {
-		w.out = append(w.out, doc[i+1:j]...)
 		return j, nil
 	}
-	w.out = append(w.out, doc[i+1:j]...) // whitespace before the first key
 	for {
 		raw, esc, _, next, err := readKey(doc, j)
 		if err != nil {
@@ -90,15 +88,9 @@ func (w *Redactor) object(doc []byte, i, depth int) (int, error) {
 		} else if j, err = w.value(doc, next, depth); err != nil {
 			return j, err
 		}
-		k, done, err := nextItem(doc, j, '}')
-		if err != nil {
-			return k, err
+		if j, done, err = w.separator(doc, j, '}'); err != nil || done {
+			return j, err
 		}
-		w.out = append(w.out, doc[j:k]...)
-		if done {
-			return k, nil
-		}
-		j = k
 	}
 }
 
@@ -116,14 +108,19 @@ func (w *Redactor) array(doc []byte, i, depth int) (int, error) {
 		if j, err = w.value(doc, j, depth); err != nil {
 			return j, err
 		}
-		k, done, err := nextItem(doc, j, ']')
-		if err != nil {
-			return k, err
+		if j, done, err = w.separator(doc, j, ']'); err != nil || done {
+			return j, err
 		}
-		w.out = append(w.out, doc[j:k]...)
-		if done {
-			return k, nil
-		}
-		j = k
 	}
+}
+
+// separator copies what follows a member or element ending at doc[i]: a
+// comma, or the closing byte (done), with the whitespace before it.
+func (w *Redactor) separator(doc []byte, i int, closer byte) (int, bool, error) {
+	k, done, err := nextItem(doc, i, closer)
+	if err != nil {
+		return k, false, err
+	}
+	w.out = append(w.out, doc[i:k]...)
+	return k, done, nil
 }
