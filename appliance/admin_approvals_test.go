@@ -244,7 +244,6 @@ func TestApprovalsAPIFlow(t *testing.T) {
 	}
 }
 
-
 func TestApprovalsAPIDenyAndWholeTool(t *testing.T) {
 	clock := &testClock{t: approvalT0}
 	svc := newApprovalService(t, clock)

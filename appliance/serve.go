@@ -185,6 +185,37 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 		ready <- ln.Addr()
 	}
 	notifySystemd("READY=1")
+	defer startWatchdog(ctx, log)()
+
+	// applyReload swaps in the configuration file's current contents, or
+	// changes nothing and says why.
+	applyReload := func() error {
+		next, err := reload(ctx, cfgPath, useTLS, &cert, ids)
+		if err != nil {
+			return err
+		}
+		// audit.when_full is read at start, by the spool as by the
+		// proxy (restartOnly).
+		next.snap.Audit.RejectWhenFull = cfg.Audit.WhenFull == "reject"
+		next.snap.Approvals = proxyApprovals{approvals}
+		if err := approvals.Update(flowsOf(next.cfg)); err != nil {
+			next.close()
+			return err
+		}
+		if err := srv.Update(next.snap); err != nil {
+			next.close()
+			return err
+		}
+		// The old policy is closed after in-flight requests had time to
+		// finish with it.
+		old := current.Swap(next)
+		time.AfterFunc(time.Minute, old.close)
+		log.Info("configuration reloaded", "applications", len(next.cfg.Applications), "identity", ids.describe(next))
+		if keys := restartOnly(cfg, next.cfg); len(keys) > 0 {
+			log.Warn("changed settings take effect only after a restart; the running values stay", "keys", keys)
+		}
+		return nil
+	}
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -211,33 +242,11 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 		case err := <-adminErrc:
 			return fmt.Errorf("admin listener stopped: %w", err)
 		case <-hup:
-			next, err := reload(ctx, cfgPath, useTLS, &cert, ids)
-			if err != nil {
+			notifyReloading()
+			if err := applyReload(); err != nil {
 				log.Error("reload refused; the running configuration keeps serving", "error", err.Error())
-				continue
 			}
-			// audit.when_full is read at start, by the spool as by the
-			// proxy (restartOnly).
-			next.snap.Audit.RejectWhenFull = cfg.Audit.WhenFull == "reject"
-			next.snap.Approvals = proxyApprovals{approvals}
-			if err := approvals.Update(flowsOf(next.cfg)); err != nil {
-				next.close()
-				log.Error("reload refused; the running configuration keeps serving", "error", err.Error())
-				continue
-			}
-			if err := srv.Update(next.snap); err != nil {
-				next.close()
-				log.Error("reload refused; the running configuration keeps serving", "error", err.Error())
-				continue
-			}
-			// The old policy is closed after in-flight requests had
-			// time to finish with it.
-			old := current.Swap(next)
-			time.AfterFunc(time.Minute, old.close)
-			log.Info("configuration reloaded", "applications", len(next.cfg.Applications), "identity", ids.describe(next))
-			if keys := restartOnly(cfg, next.cfg); len(keys) > 0 {
-				log.Warn("changed settings take effect only after a restart; the running values stay", "keys", keys)
-			}
+			notifySystemd("READY=1")
 		}
 	}
 }
@@ -332,22 +341,4 @@ func restartOnly(started, next *Config) []string {
 func isLoopbackAddr(a net.Addr) bool {
 	ta, ok := a.(*net.TCPAddr)
 	return ok && ta.IP.IsLoopback()
-}
-
-// notifySystemd sends a state line to systemd's notification socket when
-// the service runs under Type=notify (sd_notify(3)).
-func notifySystemd(state string) {
-	path := os.Getenv("NOTIFY_SOCKET")
-	if path == "" {
-		return
-	}
-	if path[0] == '@' {
-		path = "\x00" + path[1:]
-	}
-	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	_, _ = conn.Write([]byte(state))
 }
