@@ -41,6 +41,7 @@ const (
 	slotErrorCode
 	slotList
 	slotCacheScope
+	slotRequestState
 	numSlots
 )
 
@@ -120,6 +121,7 @@ var (
 		{"clientInfo", actObject, slotClientInfo, &clientInfoLevel},
 		{"capabilities", actObject, slotCapabilities, &capabilitiesLevel},
 		{"notifications", actObject, slotNotifications, &notificationsLevel},
+		{"requestState", actString, slotRequestState, nil},
 	}}
 	resultLevel = level{fields: []field{
 		{"protocolVersion", actString, slotResultProtocolVersion, nil},
@@ -453,8 +455,9 @@ func (s *Scanner) finish(m *Message) error {
 	relevant := uint64(always)
 	switch string(method) {
 	case "tools/call", "prompts/get":
-		relevant |= 1 << slotName
+		relevant |= 1<<slotName | 1<<slotRequestState
 		m.Name = v[slotName]
+		m.RequestState = v[slotRequestState]
 	case "resources/read", "resources/subscribe", "resources/unsubscribe":
 		relevant |= 1 << slotURI
 		m.Name = v[slotURI]
@@ -488,6 +491,7 @@ func (s *Scanner) finish(m *Message) error {
 	m.HasMeta = has(slotMeta)
 	m.MetaProtocolVersion = v[slotMetaProtocolVersion]
 	m.HasMetaClientCapabilities = has(slotMetaClientCapabilities)
+	m.MetaClientCapabilities = v[slotMetaClientCapabilities]
 	switch m.Kind {
 	case KindRequest, KindNotification:
 		m.ProtocolVersion = v[slotProtocolVersion]
