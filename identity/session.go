@@ -32,6 +32,10 @@ type Session struct {
 	// UpstreamID is the upstream server's MCP-Session-Id, or "" when the
 	// upstream is stateless. It is never shown to the client.
 	UpstreamID string
+	// ElicitationURL reports that the client declared URL-mode
+	// elicitation (capabilities.elicitation.url) at initialize, so the
+	// gateway may answer with a URL-elicitation-required error.
+	ElicitationURL bool
 	// Issued is when the session was opened (nanosecond precision; Open
 	// returns it in UTC). Mint uses the current time when it is zero.
 	Issued time.Time
@@ -68,11 +72,16 @@ const (
 	// bytes for every limit from 1<<7 to 1<<14-1.
 	maxUvarintLen      = 2
 	minSessionPlainLen = issuedLen + 4
+	// A flags byte follows the fields when a flag is set; ids minted
+	// before there were flags have none and open with every flag clear.
+	flagsLen           = 1
 	maxSessionPlainLen = issuedLen + 4*maxUvarintLen +
-		maxSessionUserLen + maxSessionAppLen + maxSessionVersionLen + MaxUpstreamSessionIDLen
-	minSessionRawLen = 1 + nonceLen + minSessionPlainLen + tagLen
-	maxSessionRawLen = 1 + nonceLen + maxSessionPlainLen + tagLen
-	minSessionIDLen  = (minSessionRawLen*8 + 5) / 6
+		maxSessionUserLen + maxSessionAppLen + maxSessionVersionLen + MaxUpstreamSessionIDLen + flagsLen
+
+	flagElicitationURL = 1 << 0
+	minSessionRawLen   = 1 + nonceLen + minSessionPlainLen + tagLen
+	maxSessionRawLen   = 1 + nonceLen + maxSessionPlainLen + tagLen
+	minSessionIDLen    = (minSessionRawLen*8 + 5) / 6
 )
 
 // Every field limit must take exactly maxUvarintLen bytes of uvarint, so
@@ -164,6 +173,9 @@ func (c *SessionCodec) Mint(s *Session) (string, error) {
 	p = appendField(p, s.App)
 	p = appendField(p, s.ProtocolVersion)
 	p = appendField(p, s.UpstreamID)
+	if s.ElicitationURL {
+		p = append(p, flagElicitationURL)
+	}
 
 	raw := append(sc.raw[:0], sessionVersion1)
 	raw = c.aead.Seal(raw, nil, p, c.context)
@@ -257,16 +269,26 @@ func decodeSession(p []byte, s *Session) error {
 		bounds[i] = [2]int{pos, pos + int(l)}
 		pos += int(l)
 	}
-	if pos != len(p) {
+	var flags byte
+	switch len(p) - pos {
+	case 0:
+	case flagsLen:
+		// Only known flags, and a flags byte only when one is set: one
+		// session has one encoding.
+		if flags = p[pos]; flags == 0 || flags&^flagElicitationURL != 0 {
+			return ErrBadSession
+		}
+	default:
 		return ErrBadSession
 	}
-	fields := string(p[issuedLen:])
+	fields := string(p[issuedLen:pos])
 	field := func(i int) string { return fields[bounds[i][0]-issuedLen : bounds[i][1]-issuedLen] }
 	*s = Session{
 		User:            field(0),
 		App:             field(1),
 		ProtocolVersion: field(2),
 		UpstreamID:      field(3),
+		ElicitationURL:  flags&flagElicitationURL != 0,
 		Issued:          time.Unix(0, int64(binary.BigEndian.Uint64(p))).UTC(),
 	}
 	return nil

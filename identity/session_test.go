@@ -134,6 +134,7 @@ func TestSessionLongestID(t *testing.T) {
 		App:             strings.Repeat("a", maxSessionAppLen),
 		ProtocolVersion: strings.Repeat("v", maxSessionVersionLen),
 		UpstreamID:      strings.Repeat("s", MaxUpstreamSessionIDLen),
+		ElicitationURL:  true,
 		Issued:          testIssued,
 	}
 	if got := len(mint(t, c, &s)); got != MaxSessionIDLen {
@@ -351,7 +352,9 @@ func TestDecodeSessionStrict(t *testing.T) {
 		{"empty", nil},
 		{"issued only", issued},
 		{"three fields", cat(issued, []byte{0, 0, 0})},
-		{"trailing byte", cat(issued, []byte{0, 0, 0, 0, 'x'})},
+		{"unknown flag", cat(issued, []byte{0, 0, 0, 0, 'x'})},
+		{"flags byte with no flag", cat(issued, []byte{0, 0, 0, 0, 0})},
+		{"two flags bytes", cat(issued, []byte{0, 0, 0, 0, 1, 1})},
 		{"length past end", cat(issued, []byte{5, 'a', 0, 0, 0})},
 		{"user over limit", cat(issued, []byte{0x81, 0x04}, bytes.Repeat([]byte{'u'}, 513), []byte{0, 0, 0})},
 		{"overlong uvarint", cat(issued, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, []byte{0, 0, 0})},
@@ -366,8 +369,26 @@ func TestDecodeSessionStrict(t *testing.T) {
 		})
 	}
 	var s Session
-	if err := decodeSession(cat(issued, []byte{1, 'u', 1, 'a', 1, 'v', 0}), &s); err != nil {
-		t.Errorf("got %v for a well-formed plaintext, want nil", err)
+	if err := decodeSession(cat(issued, []byte{1, 'u', 1, 'a', 1, 'v', 0}), &s); err != nil || s.ElicitationURL {
+		t.Errorf("got %v, ElicitationURL %v for a well-formed plaintext without flags, want nil, false", err, s.ElicitationURL)
+	}
+	if err := decodeSession(cat(issued, []byte{1, 'u', 1, 'a', 1, 'v', 0, 1}), &s); err != nil || !s.ElicitationURL {
+		t.Errorf("got %v, ElicitationURL %v for a plaintext with the flag, want nil, true", err, s.ElicitationURL)
+	}
+}
+
+func TestSessionElicitationURLRoundTrip(t *testing.T) {
+	c := testCodec(t, 1)
+	for _, flag := range []bool{false, true} {
+		in := testSession()
+		in.ElicitationURL = flag
+		var out Session
+		if err := c.Open([]byte(mint(t, c, in)), &out); err != nil {
+			t.Fatal(err)
+		}
+		if out != *in {
+			t.Errorf("got %+v, want %+v", out, *in)
+		}
 	}
 }
 
@@ -476,6 +497,7 @@ func BenchmarkSessionOpen(b *testing.B) {
 // reader sees what the compact encoding and pooled buffers save.
 type jsonSession struct {
 	User, App, ProtocolVersion, UpstreamID string
+	ElicitationURL                         bool
 	Issued                                 time.Time
 }
 
