@@ -29,6 +29,11 @@ type Snapshot struct {
 	// oauth-authorization-server, /oauth/...) on the frontend listener, for
 	// every Host that names an application. Nil: those paths are 404.
 	IdentityHandler http.Handler
+	// ApprovalsHandler serves the approval page of just-in-time access
+	// (/approvals and /approvals/..., the approval_url of refusals) on the
+	// frontend listener, for every Host that names an application. Nil:
+	// those paths are 404.
+	ApprovalsHandler http.Handler
 
 	// MaxBody bounds a request body and each upstream message.
 	MaxBody int

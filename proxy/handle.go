@@ -31,6 +31,11 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 			st.identity(ctx)
 			return
 		}
+		if hostKnown && st.pages != nil && isApprovalsPath(ctx.Path()) {
+			// The approval page (its own login, cookies and CSRF checks).
+			st.pages(ctx)
+			return
+		}
 		writePlainError(ctx, fasthttp.StatusNotFound, "Not Found")
 		return
 	}

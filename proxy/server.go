@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -69,6 +70,7 @@ type state struct {
 	routes   map[string][]*route // key: lower-case "host:port" of the frontend
 	apps     []*route
 	identity fasthttp.RequestHandler // snap.IdentityHandler adapted; nil if none
+	pages    fasthttp.RequestHandler // snap.ApprovalsHandler adapted; nil if none
 }
 
 // route is one application ready to serve.
@@ -143,6 +145,9 @@ func (s *Server) Update(snap *Snapshot) error {
 	st := &state{snap: snap, routes: make(map[string][]*route)}
 	if snap.IdentityHandler != nil {
 		st.identity = fasthttpadaptor.NewFastHTTPHandler(snap.IdentityHandler)
+	}
+	if snap.ApprovalsHandler != nil {
+		st.pages = fasthttpadaptor.NewFastHTTPHandler(snap.ApprovalsHandler)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -275,6 +280,13 @@ func hostKeys(u *url.URL) []string {
 		host = "[" + host + "]"
 	}
 	return []string{host + ":" + port}
+}
+
+// isApprovalsPath reports whether path is the approval page's: /approvals
+// or under /approvals/ (proxy/post.go approvalPath).
+func isApprovalsPath(path []byte) bool {
+	const p = approvalPath // "/approvals/"
+	return string(path) == p[:len(p)-1] || bytes.HasPrefix(path, []byte(p))
 }
 
 func defaultPort(scheme string) string {
