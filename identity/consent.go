@@ -69,6 +69,9 @@ func consentTarget(redirectURI string) string {
 }
 
 func (a *AuthServer) hasConsent(user, clientID, redirectURI string) (bool, error) {
+	if isFirstParty(clientID) {
+		return true, nil // the gateway's own pages (firstparty.go)
+	}
 	var rec consentRecord
 	if _, err := a.getJSON(consentKey(user, clientID), &rec); err != nil {
 		if errors.Is(err, state.ErrNotFound) {
