@@ -175,11 +175,14 @@ type ExplainQuery struct {
 
 // Explanation answers an ExplainQuery.
 type Explanation struct {
-	App, User, Method, Name string
-	Effect                  string
-	Rule                    string
-	Reason                  string
-	Shadow                  string
+	App    string `json:"app"`
+	User   string `json:"user"`
+	Method string `json:"method"`
+	Name   string `json:"name"`
+	Effect string `json:"effect"`
+	Rule   string `json:"rule"`
+	Reason string `json:"reason"`
+	Shadow string `json:"shadow,omitempty"`
 }
 
 func (e Explanation) String() string {

@@ -65,6 +65,11 @@ type ServerConfig struct {
 	UpstreamTimeout time.Duration `yaml:"upstream_timeout"`
 	// KeepAlive is the interval of ":" comments on idle SSE streams (default 25s).
 	KeepAlive time.Duration `yaml:"keepalive"`
+	// ShutdownTimeout bounds the drain on SIGTERM (default 25s): in-flight
+	// requests and streams get this long to finish before they are cut and
+	// the audit log is flushed. Keep it below the service manager's stop
+	// timeout (the packaged unit's TimeoutStopSec).
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
 // TLSConfig names a PEM certificate chain and key; both or neither.

@@ -86,6 +86,7 @@ const (
 	defaultAdminListen   = "127.0.0.1:9900"
 	defaultUpstreamTO    = 60 * time.Second
 	defaultKeepAlive     = 25 * time.Second
+	defaultShutdownTO    = 25 * time.Second
 	defaultTokenTTL      = time.Hour
 	defaultGrantTTL      = 30 * time.Minute
 	defaultRequestTTL    = 24 * time.Hour
@@ -116,6 +117,7 @@ func (d *decoder) applyDefaults(cfg *Config, env loadedEnv) {
 	}
 	setDuration(&s.UpstreamTimeout, defaultUpstreamTO)
 	setDuration(&s.KeepAlive, defaultKeepAlive)
+	setDuration(&s.ShutdownTimeout, defaultShutdownTO)
 	setString(&s.Admin.Listen, defaultAdminListen)
 	setString(&s.Admin.TokenFile, filepath.Join(s.DataDir, "admin.token"))
 	if u := env.get("SERVER_URL"); u != "" {

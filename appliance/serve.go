@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -98,22 +99,20 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 		return fmt.Errorf("cannot listen on %s: %w", cfg.Server.Listen, err)
 	}
 	loopback := isLoopbackAddr(ln.Addr())
-	var cert atomic.Pointer[tls.Certificate]
+	certs := newCertStore(log.With("component", "tls"))
 	useTLS := cfg.Server.TLS.Cert != ""
 	if useTLS {
-		c, err := tls.LoadX509KeyPair(cfg.Server.TLS.Cert, cfg.Server.TLS.Key)
+		c, stamps, err := loadStampedPair(cfg.Server.TLS.Cert, cfg.Server.TLS.Key)
 		if err != nil {
 			ln.Close()
 			comp.close()
-			return fmt.Errorf("cannot load TLS pair: %w", err)
+			return err
 		}
-		cert.Store(&c)
-		ln = tls.NewListener(ln, &tls.Config{
-			MinVersion: tls.VersionTLS12,
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-				return cert.Load(), nil
-			},
-		})
+		certs.set(cfg.Server.TLS.Cert, cfg.Server.TLS.Key, c, stamps)
+		log.Info("TLS certificate loaded", certAttrs(c)...)
+		ln = tls.NewListener(ln, frontendTLSConfig(certs.get))
+		// Renewed files are served without a reload.
+		go certs.watch(ctx, certPollInterval)
 	}
 	adminLn, err := listenAdmin(cfg.Server.Admin.Listen)
 	if err != nil {
@@ -164,6 +163,51 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 		comp.close()
 		return err
 	}
+	// applyReload swaps in the configuration file's current contents, or
+	// changes nothing and says why (without secret values). SIGHUP and
+	// POST /api/v1/reload share it, one reload at a time.
+	var reloadMu sync.Mutex
+	applyReload := func() (reloadOutcome, error) {
+		reloadMu.Lock()
+		defer reloadMu.Unlock()
+		notifyReloading()
+		defer notifySystemd("READY=1")
+		refuse := func(err error, next *Config) (reloadOutcome, error) {
+			err = redactSecrets(err, next, current.Load().cfg)
+			log.Error("reload refused; the running configuration keeps serving", "error", err.Error())
+			return reloadOutcome{}, err
+		}
+		next, nextCfg, err := reload(ctx, cfgPath, useTLS, certs, ids)
+		if err != nil {
+			return refuse(err, nextCfg)
+		}
+		// audit.when_full is read at start, by the spool as by the
+		// proxy (restartOnly).
+		next.snap.Audit.RejectWhenFull = cfg.Audit.WhenFull == "reject"
+		next.snap.Approvals = proxyApprovals{approvals}
+		if err := approvals.Update(flowsOf(next.cfg)); err != nil {
+			next.close()
+			return refuse(err, next.cfg)
+		}
+		if err := srv.Update(next.snap); err != nil {
+			next.close()
+			return refuse(err, next.cfg)
+		}
+		// The old policy is closed after in-flight requests had time to
+		// finish with it.
+		old := current.Swap(next)
+		time.AfterFunc(time.Minute, old.close)
+		out := reloadOutcome{Applications: len(next.cfg.Applications), Identity: ids.describe(next),
+			RestartNeeded: restartOnly(cfg, next.cfg)}
+		log.Info("configuration reloaded", "applications", out.Applications, "identity", out.Identity)
+		if useTLS {
+			log.Info("TLS certificate loaded", certAttrs(certs.get())...)
+		}
+		if len(out.RestartNeeded) > 0 {
+			log.Warn("changed settings take effect only after a restart; the running values stay", "keys", out.RestartNeeded)
+		}
+		return out, nil
+	}
 	adminSrv := newAdminServer(adminToken, func(ctx context.Context) readiness {
 		rd := ids.readiness(ctx, current.Load())
 		audit.readiness(&rd)
@@ -173,6 +217,8 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 		adminUserVerifier(&current, isLoopbackAddr(adminLn.Addr())))
 	adminSrv.mountApprovals(approvals, func() RolesConfig { return current.Load().cfg.Roles }, adminUserVerifier(&current, isLoopbackAddr(adminLn.Addr())))
 	adminSrv.mux.Handle("GET /metrics", newMetricsHandler(audit, approvals))
+	adminSrv.mountOps(applyReload, func() *compiled { return current.Load() },
+		adminUserVerifier(&current, isLoopbackAddr(adminLn.Addr())))
 	admin := newAdminHTTPServer(adminSrv, log.With("component", "admin"))
 
 	errc := make(chan error, 1)
@@ -187,36 +233,6 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 	notifySystemd("READY=1")
 	defer startWatchdog(ctx, log)()
 
-	// applyReload swaps in the configuration file's current contents, or
-	// changes nothing and says why.
-	applyReload := func() error {
-		next, err := reload(ctx, cfgPath, useTLS, &cert, ids)
-		if err != nil {
-			return err
-		}
-		// audit.when_full is read at start, by the spool as by the
-		// proxy (restartOnly).
-		next.snap.Audit.RejectWhenFull = cfg.Audit.WhenFull == "reject"
-		next.snap.Approvals = proxyApprovals{approvals}
-		if err := approvals.Update(flowsOf(next.cfg)); err != nil {
-			next.close()
-			return err
-		}
-		if err := srv.Update(next.snap); err != nil {
-			next.close()
-			return err
-		}
-		// The old policy is closed after in-flight requests had time to
-		// finish with it.
-		old := current.Swap(next)
-		time.AfterFunc(time.Minute, old.close)
-		log.Info("configuration reloaded", "applications", len(next.cfg.Applications), "identity", ids.describe(next))
-		if keys := restartOnly(cfg, next.cfg); len(keys) > 0 {
-			log.Warn("changed settings take effect only after a restart; the running values stay", "keys", keys)
-		}
-		return nil
-	}
-
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -224,13 +240,26 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 		select {
 		case <-ctx.Done():
 			notifySystemd("STOPPING=1")
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			// Drain: no new connections; in-flight requests and streams
+			// get server.shutdown_timeout to finish, then are cut. The
+			// audit log, closed last (deferred above), writes the records
+			// of what was drained.
+			timeout := current.Load().cfg.Server.ShutdownTimeout
+			log.Info("mcpgw stopping: draining in-flight requests", "timeout", timeout.String())
+			sctx, cancel := context.WithTimeout(context.Background(), timeout)
 			var aerr error
 			done := make(chan struct{})
 			go func() { aerr = admin.Shutdown(sctx); close(done) }()
 			err := srv.Shutdown(sctx)
 			<-done
 			cancel()
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(aerr, context.DeadlineExceeded) {
+				// Cutting what outlived the drain is the operator's
+				// setting, not a failure of the gateway.
+				log.Warn("requests still in flight after server.shutdown_timeout were cut", "timeout", timeout.String())
+				err, aerr = nil, nil
+				admin.Close()
+			}
 			<-errc
 			<-adminErrc
 			current.Load().close()
@@ -242,11 +271,8 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 		case err := <-adminErrc:
 			return fmt.Errorf("admin listener stopped: %w", err)
 		case <-hup:
-			notifyReloading()
-			if err := applyReload(); err != nil {
-				log.Error("reload refused; the running configuration keeps serving", "error", err.Error())
-			}
-			notifySystemd("READY=1")
+			// applyReload logs the outcome.
+			_, _ = applyReload()
 		}
 	}
 }
@@ -276,36 +302,47 @@ func adminUserVerifier(current *atomic.Pointer[compiled], loopback bool) func([]
 	}
 }
 
+// reloadOutcome is what an accepted reload changed.
+type reloadOutcome struct {
+	Applications  int      `json:"applications"`
+	Identity      string   `json:"identity"`
+	RestartNeeded []string `json:"restart_needed"` // settings changed that only a restart applies
+}
+
 // reload loads and compiles the configuration again, and the TLS pair.
 // Nothing changes unless everything succeeds. Listener changes need a
-// restart.
-func reload(ctx context.Context, path string, useTLS bool, cert *atomic.Pointer[tls.Certificate], ids *identityRuntime) (*compiled, error) {
+// restart. The new Config is returned on failure too, when it loaded, so
+// that its secrets can be kept out of the message.
+func reload(ctx context.Context, path string, useTLS bool, certs *certStore, ids *identityRuntime) (*compiled, *Config, error) {
 	cfg, err := LoadConfig(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if (cfg.Server.TLS.Cert != "") != useTLS {
-		return nil, errors.New("switching TLS on or off needs a restart")
+		return nil, cfg, errTLSSwitch
 	}
-	var c tls.Certificate
+	var (
+		c      *tls.Certificate
+		stamps [2]fileStamp
+	)
 	if useTLS {
-		c, err = tls.LoadX509KeyPair(cfg.Server.TLS.Cert, cfg.Server.TLS.Key)
+		c, stamps, err = loadStampedPair(cfg.Server.TLS.Cert, cfg.Server.TLS.Key)
 		if err != nil {
-			return nil, fmt.Errorf("cannot load TLS pair: %w", err)
+			return nil, cfg, err
 		}
 	}
 	comp, err := compile(cfg)
 	if err != nil {
-		return nil, err
+		return nil, cfg, err
 	}
 	if err := ids.attach(ctx, comp); err != nil {
 		comp.close()
-		return nil, err
+		return nil, cfg, err
 	}
 	if useTLS {
-		cert.Store(&c)
+		certs.set(cfg.Server.TLS.Cert, cfg.Server.TLS.Key, c, stamps)
 	}
-	return comp, nil
+	return comp, cfg, nil
 }
 
 // restartOnly names the settings that differ between the configuration
