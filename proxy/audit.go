@@ -373,7 +373,12 @@ func releaseRecord(r *auditlog.Record) {
 }
 
 // clientInfo is what initialize says of the client (self-reported).
-type clientInfo struct{ name, version []byte }
+// clientInfo is what a client declared at initialize: its clientInfo and
+// whether it takes URL-mode elicitation (capabilities.elicitation.url).
+type clientInfo struct {
+	name, version []byte
+	elicitURL     bool
+}
 
 // servedNames collects what a list response showed the caller, as the
 // record's served member: {"count":N,"names":[...]}.

@@ -37,8 +37,11 @@ type exchange struct {
 	served   servedNames
 	client   clientInfo // initialize's clientInfo, copied
 	start    time.Time
-	relayed  bool      // the pending calls went to a relay, which audits them
-	verdicts []verdict // a batch's, per element
+	relayed  bool // the pending calls went to a relay, which audits them
+	// elicitURL: the legacy session's client declared URL-mode
+	// elicitation, so an approval refusal may be a -32042 (approval.go).
+	elicitURL bool
+	verdicts  []verdict // a batch's, per element
 }
 
 // pendingCall remembers what a forwarded request needs from its response:
@@ -71,6 +74,7 @@ func releaseExchange(ex *exchange) {
 	ex.served.reset(false)
 	ex.client = clientInfo{name: ex.client.name[:0], version: ex.client.version[:0]}
 	ex.relayed = false
+	ex.elicitURL = false
 	ex.body = ex.body[:0]
 	ex.out = ex.out[:0]
 	ex.tmp = ex.tmp[:0]

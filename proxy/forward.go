@@ -198,6 +198,7 @@ func (s *Server) mintSession(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p
 		App:             r.name,
 		ProtocolVersion: string(m.ProtocolVersion),
 		UpstreamID:      string(upstreamSID),
+		ElicitationURL:  ex.client.elicitURL,
 	})
 	if err != nil {
 		s.failPending(ctx, ex, fasthttp.StatusBadGateway, codeUpstream, msgUpstreamBad)

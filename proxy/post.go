@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"errors"
 	"time"
 
@@ -101,8 +100,24 @@ func (s *Server) servePost(ctx *fasthttp.RequestCtx, r *route, p *identity.Princ
 		}
 		ex.client.name = append(ex.client.name[:0], m.ClientName...)
 		ex.client.version = append(ex.client.version[:0], m.ClientVersion...)
+		ex.client.elicitURL = m.ElicitationURL
 	}
+	// URL-mode elicitation exists from 2025-11-25 (MCP-REQUIREMENTS.md
+	// 2.3); versions are dates, so they compare as strings.
+	ex.elicitURL = hasSession && sess.ElicitationURL && sess.ProtocolVersion >= version20251125
 
+	fwd := body
+	if modern && m.Kind == jsonrpc.KindRequest && isApprovalState(m.RequestState) {
+		// The retry of a call the gateway answered input_required for
+		// approval: the upstream never issued that state (approval.go).
+		// A rare path, so a fresh buffer nothing below reuses.
+		nb, err := withoutApprovalState(nil, m)
+		if err != nil {
+			s.refuse(ctx, r, ex, m, len(body), fasthttp.StatusBadRequest, jsonrpc.InvalidParams, "Invalid params: "+err.Error())
+			return
+		}
+		fwd = nb
+	}
 	switch m.Kind {
 	case jsonrpc.KindRequest:
 		v := s.authorize(r, ex, m, modern)
@@ -117,6 +132,10 @@ func (s *Server) servePost(ctx *fasthttp.RequestCtx, r *route, p *identity.Princ
 			status := fasthttp.StatusOK
 			if v.status != 0 {
 				status = v.status
+			}
+			if v.result != nil {
+				writeRPCResult(ctx, m.ID, v.result)
+				return
 			}
 			writeRPCErrorData(ctx, status, m.ID, v.code, v.msg, v.data)
 			return
@@ -151,7 +170,7 @@ func (s *Server) servePost(ctx *fasthttp.RequestCtx, r *route, p *identity.Princ
 		s.refuse(ctx, r, ex, m, len(body), fasthttp.StatusBadRequest, jsonrpc.InvalidRequest, msgInvalidRequest)
 		return
 	}
-	s.forwardPost(ctx, r, ex, p, &sess, body, modern)
+	s.forwardPost(ctx, r, ex, p, &sess, fwd, modern)
 	if !ex.relayed {
 		s.auditUnanswered(ex, codeUpstream, msgNoAnswer)
 	}
@@ -280,6 +299,9 @@ type verdict struct {
 	msg    string
 	data   []byte
 	status int
+	// result, when set, answers a refused request with this result
+	// instead of an error (a 2026-07-28 input-required result).
+	result []byte
 
 	decision auditlog.Decision // "": allow
 	rule     string            // the rule that decided
@@ -341,7 +363,7 @@ func (s *Server) authorize(r *route, ex *exchange, m *jsonrpc.Message, modern bo
 	case policycache.Allow:
 		v = verdict{decision: auditlog.DecisionAllow}
 	case policycache.NeedsApproval:
-		v = s.approval(r, ex, m, d.Rule)
+		v = s.approval(r, ex, m, d.Rule, modern)
 	default:
 		v = deniedVerdict(r, kind, m.Name, modern)
 	}
@@ -355,47 +377,6 @@ func (s *Server) authorize(r *route, ex *exchange, m *jsonrpc.Message, modern bo
 	}
 	return v
 }
-
-// approval decides an approval-only call: allowed under a grant the
-// caller holds (the record names the grant), else refused with the
-// pending request the caller's approvers act on, created if need be
-// (DESIGN.md "Policy semantics", section 7).
-func (s *Server) approval(r *route, ex *exchange, m *jsonrpc.Message, rule string) verdict {
-	v := verdict{code: codeApprovalRequired, msg: msgApproval, decision: auditlog.DecisionApprovalRequired,
-		rule: rule, reason: "approval_required"}
-	appr := r.approvals
-	if appr == nil {
-		return v
-	}
-	hash := argumentsHash(m.Arguments)
-	if id, ok := appr.Check(ex.subject.User, r.name, m.Name, &hash); ok {
-		return verdict{decision: auditlog.DecisionAllow, rule: "grant:" + id, reason: "approved grant"}
-	}
-	id, err := appr.Request(ex.subject.User, ex.subject.Groups, r.name, rule, string(m.Name), &hash)
-	if err != nil {
-		// The request could not be stored: the call is refused all the
-		// same, without a request to follow.
-		v.reason = "approval request not stored: " + err.Error()
-		return v
-	}
-	data := append(ex.tmp[:0], `{"approval_request_id":`...)
-	data = jsonrpc.AppendQuoted(data, id)
-	data = append(data, `,"approval_url":`...)
-	data = jsonrpc.AppendQuoted(data, r.origin+approvalPath+id)
-	ex.tmp = append(data, '}')
-	v.data = ex.tmp
-	v.reason = "approval request " + id
-	return v
-}
-
-// approvalPath is where the frontend host shows an approval request (the
-// page comes with the approval flow of issue 6).
-const approvalPath = "/approvals/"
-
-// argumentsHash is the hash an exact-call grant is bound to: SHA-256 of
-// params.arguments as sent (of nothing when absent), so the approved call
-// is the one retried byte for byte.
-func argumentsHash(args []byte) [32]byte { return sha256.Sum256(args) }
 
 // shadowReason is the audit reason of a decision an audit-mode rule would
 // have changed: "<reason>; audit-mode rule <rule> would <effect>".
