@@ -60,7 +60,8 @@ func deriveTokenKey(sessionKey []byte) ([]byte, error) {
 
 // attach sets the identity parts of comp.snap for comp.cfg: the token
 // verifier, the handler of the metadata documents and /oauth/*, and each
-// application's resource metadata URL. dev_users are compiled by compile;
+// application's resource metadata URL, and the approval page
+// (approvals_page.go) over them. dev_users are compiled by compile;
 // with no OIDC configuration they are all there is and nothing is set here.
 //
 //	broker    the AuthServer (mcpgw is the authorization server, issuer
@@ -70,7 +71,12 @@ func deriveTokenKey(sessionKey []byte) ([]byte, error) {
 //	          metadata points clients at the provider
 //
 // What attach starts is stopped by comp.close.
-func (r *identityRuntime) attach(ctx context.Context, comp *compiled) error {
+func (r *identityRuntime) attach(ctx context.Context, comp *compiled) (err error) {
+	defer func() {
+		if err == nil { // whichever way attach set identity up
+			err = r.attachApprovalsPage(comp)
+		}
+	}()
 	cfg := comp.cfg
 	id := &cfg.Identity
 	var apps []identity.OAuthApp
