@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -97,6 +98,11 @@ type JWTVerifier struct {
 
 	disc  discovered[oidc.IDTokenVerifier]
 	cache *ristretto.Cache[uint64, *jwtEntry]
+
+	// hits and misses count Verify's cache lookups (CacheStats), on a
+	// cache line of their own: the fields above are read by every Verify.
+	_            [64]byte
+	hits, misses atomic.Uint64
 }
 
 // jwtEntry is a verified token in the cache. The cache is keyed by the
@@ -203,6 +209,7 @@ func (v *JWTVerifier) Verify(token []byte, audience string) (*Principal, error) 
 	key := binary.LittleEndian.Uint64(sum[:8])
 	now := v.now()
 	if e, ok := v.cache.Get(key); ok && e.sum == sum {
+		v.hits.Add(1)
 		switch {
 		case now.After(e.exp.Add(v.skew)):
 			return nil, errJWTExpired
@@ -211,6 +218,7 @@ func (v *JWTVerifier) Verify(token []byte, audience string) (*Principal, error) 
 		}
 		return e.principal, nil
 	}
+	v.misses.Add(1)
 	e, err := v.verify(token, now)
 	if err != nil {
 		return nil, err
@@ -225,6 +233,13 @@ func (v *JWTVerifier) Verify(token []byte, audience string) (*Principal, error) 
 		return nil, errJWTAudience
 	}
 	return e.principal, nil
+}
+
+// CacheStats returns how many Verify calls found their token in the cache
+// (hits) and how many did not (misses: a token's first use, and every
+// token that does not verify). Safe for concurrent use.
+func (v *JWTVerifier) CacheStats() (hits, misses uint64) {
+	return v.hits.Load(), v.misses.Load()
 }
 
 // jwtClaims are the registered claims go-oidc's IDToken does not expose.

@@ -235,7 +235,10 @@ const (
 type tokenCache struct {
 	closed   atomic.Bool
 	inflight atomic.Int64
-	rc       *ristretto.Cache[uint64, *tokenEntry]
+	// hits and misses count Verify's lookups (CacheStats), beside the
+	// counter every lookup writes anyway.
+	hits, misses atomic.Uint64
+	rc           *ristretto.Cache[uint64, *tokenEntry]
 }
 
 func newTokenCache() (*tokenCache, error) {
@@ -327,8 +330,10 @@ func (a *AuthServer) Verify(token []byte, resource string) (*Principal, error) {
 	h := binary.LittleEndian.Uint64(digest[:8])
 	now := a.now().UnixNano()
 	if e, ok := a.cache.get(h); ok && e.digest == digest {
+		a.cache.hits.Add(1)
 		return a.check(e, resource, now)
 	}
+	a.cache.misses.Add(1)
 	var t accessToken
 	if err := a.sealer.open(token, &t); err != nil {
 		return nil, err
@@ -345,6 +350,13 @@ func (a *AuthServer) Verify(token []byte, resource string) (*Principal, error) {
 		a.cache.set(h, e, min(ttl, maxTokenCacheTTL))
 	}
 	return p, err
+}
+
+// CacheStats returns how many Verify calls found their token in the cache
+// of verified tokens (hits) and how many did not (misses: a token's first
+// use, and every token that does not verify). Safe for concurrent use.
+func (a *AuthServer) CacheStats() (hits, misses uint64) {
+	return a.cache.hits.Load(), a.cache.misses.Load()
 }
 
 func (a *AuthServer) check(e *tokenEntry, resource string, now int64) (*Principal, error) {

@@ -53,7 +53,10 @@ type decisionCache struct {
 
 type paddedCounter struct {
 	n atomic.Int64
-	_ [120]byte // keep each counter on its own pair of cache lines
+	// hits and misses count lookups for metrics (Policy.CacheStats), in the
+	// shard's line that entering the cache writes anyway.
+	hits, misses atomic.Uint64
+	_            [104]byte // keep each counter on its own pair of cache lines
 }
 
 func newDecisionCache(entries int64, seed uint64) (*decisionCache, error) {
@@ -126,6 +129,21 @@ func (c *decisionCache) set(h uint64, e *cacheEntry) {
 	}
 }
 
+// CacheStats returns the decision cache's hits and misses since Compile:
+// lookups of decisions that go through the cache (see chooseCaching), a
+// hit being an entry found for exactly this application, kind, subject and
+// name. Zero when the cache is disabled. Safe for concurrent use.
+func (p *Policy) CacheStats() (hits, misses uint64) {
+	if p == nil || p.cache == nil {
+		return 0, 0
+	}
+	for i := range p.cache.readers {
+		hits += p.cache.readers[i].hits.Load()
+		misses += p.cache.readers[i].misses.Load()
+	}
+	return hits, misses
+}
+
 // wait blocks until buffered Sets are applied (ristretto's Set is
 // asynchronous); for tests.
 func (c *decisionCache) wait() {
@@ -157,9 +175,12 @@ func (a *AppPolicy) cacheEntry(s *Subject, k Kind, name []byte) *cacheEntry {
 		return nil
 	}
 	h := c.hash(a.index, k, s.Key, name)
+	shard := &c.readers[h&(readerShards-1)]
 	if e, ok := c.get(h); ok && e.app == a && e.kind == k && e.subject == s.Key && e.name == string(name) {
+		shard.hits.Add(1)
 		return e
 	}
+	shard.misses.Add(1)
 	// Never store under a key that does not describe s: a caller passing a
 	// stale or wrong Key would otherwise poison the cache for the subject
 	// that Key belongs to.

@@ -171,6 +171,7 @@ func (s *Server) writeAudit(rec *auditlog.Record, wait bool) error {
 // be durable first (wait). It returns false when the record could not be
 // written; the caller then refuses the message.
 func (s *Server) auditClient(r *route, ex *exchange, m *jsonrpc.Message, v *verdict, bytesIn int, wait bool) bool {
+	ex.hdr.outcome.note(m, v) // every decided message passes here: metrics.go
 	if s.audit == nil {
 		return true
 	}

@@ -25,6 +25,7 @@ func (s *Server) forwardPost(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p
 		s.failPending(ctx, ex, fasthttp.StatusBadRequest, jsonrpc.InvalidRequest, msgBadHeader)
 		return
 	}
+	ex.hdr.outcome.allow()
 	resp := acquireUpResponse()
 	if err := r.upstream.calls.do(req, resp); err != nil {
 		releaseUpResponse(resp)
@@ -32,6 +33,7 @@ func (s *Server) forwardPost(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p
 		return
 	}
 	status := resp.StatusCode()
+	ex.hdr.outcome.upstreamStatus(status)
 	ct := resp.Header.ContentType()
 	switch {
 	case status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden:
@@ -205,6 +207,7 @@ func (s *Server) mintSession(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p
 		return false
 	}
 	ctx.Response.Header.Set("Mcp-Session-Id", id)
+	r.metrics.sessionStarted(auditSessionID([]byte(id)), ctx)
 	if s.audit != nil {
 		sid := auditSessionID([]byte(id))
 		ex.scope.version = append(ex.scope.version[:0], m.ProtocolVersion...)
@@ -228,6 +231,9 @@ func singleResponseHeader(h *fasthttp.ResponseHeader, name string) ([]byte, bool
 // failPending answers the pending request (if one) with the gateway's
 // error and records that no answer came for the pending calls.
 func (s *Server) failPending(ctx *fasthttp.RequestCtx, ex *exchange, status, code int, msg string) {
+	if msg == msgUpstreamBad {
+		ex.hdr.outcome.upstreamFailed(upstreamBadResponse)
+	}
 	s.auditUnanswered(ex, code, msg)
 	writeRPCError(ctx, status, firstID(ex), code, msg)
 }
@@ -249,7 +255,10 @@ func (s *Server) writeUpstreamError(ctx *fasthttp.RequestCtx, ex *exchange, err 
 	} else if errors.Is(err, errBodyTooLarge) {
 		msg = msgUpstreamBad
 	}
-	s.upstreamFailures.note(s.log, err)
+	if msg != msgUpstreamBad { // failPending counts those
+		ex.hdr.outcome.upstreamFailed(upstreamErrorKindOf(err))
+	}
+	s.upstreamFailures.noteFor(s.log, err, requestIDOf(ctx))
 	s.failPending(ctx, ex, status, codeUpstream, msg)
 }
 
@@ -261,7 +270,11 @@ type failureLog struct {
 	count atomic.Int64 // failures since the last line
 }
 
-func (f *failureLog) note(log *slog.Logger, err error) {
+func (f *failureLog) note(log *slog.Logger, err error) { f.noteFor(log, err, nil) }
+
+// noteFor is note for the request whose id is requestID: a line written
+// now names it (not the other failures the line counts).
+func (f *failureLog) noteFor(log *slog.Logger, err error, requestID []byte) {
 	n := f.count.Add(1)
 	now := time.Now().UnixNano()
 	last := f.last.Load()
@@ -269,6 +282,10 @@ func (f *failureLog) note(log *slog.Logger, err error) {
 		return
 	}
 	f.count.Add(-n)
+	if len(requestID) > 0 {
+		log.Warn("upstream exchange failed", "error", err.Error(), "failures", n, "request_id", string(requestID))
+		return
+	}
 	log.Warn("upstream exchange failed", "error", err.Error(), "failures", n)
 }
 

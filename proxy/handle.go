@@ -12,8 +12,8 @@ import (
 // CORS for browser clients (MCP-REQUIREMENTS.md P-3): the MCP headers must
 // be allowed, and MCP-Session-Id and WWW-Authenticate exposed.
 const (
-	corsAllowHeaders  = "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name"
-	corsExposeHeaders = "Mcp-Session-Id, WWW-Authenticate, MCP-Protocol-Version"
+	corsAllowHeaders  = "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name, X-Request-Id"
+	corsExposeHeaders = "Mcp-Session-Id, WWW-Authenticate, MCP-Protocol-Version, X-Request-Id"
 	corsAllowMethods  = "GET, POST, DELETE, OPTIONS"
 	allowMethods      = "GET, POST, DELETE, OPTIONS"
 )
@@ -24,24 +24,31 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	st := s.state.Load()
 	r, hostKnown := st.lookup(ctx, s.tls)
 	if r == nil {
+		s.setRequestIDSlow(ctx)
 		if hostKnown && st.identity != nil && isIdentityPath(ctx.Path()) {
 			// OAuth and metadata endpoints are served on every frontend
 			// host; their own handler sets CORS (browser clients fetch
 			// metadata and tokens cross-origin).
+			s.metrics.other[otherIdentity].Add(1)
 			st.identity(ctx)
 			return
 		}
 		if hostKnown && st.pages != nil && isApprovalsPath(ctx.Path()) {
 			// The approval page (its own login, cookies and CSRF checks).
+			s.metrics.other[otherApprovals].Add(1)
 			st.pages(ctx)
 			return
 		}
+		s.metrics.other[otherNotFound].Add(1)
 		writePlainError(ctx, fasthttp.StatusNotFound, "Not Found")
 		return
 	}
 
 	var rh reqHeaders
 	rh.read(&ctx.Request.Header)
+	requestID, ok := rh.single(hdrRequestID, rh.requestID)
+	s.setRequestID(ctx, requestID, ok)
+	defer s.observe(ctx, r, &rh.outcome)
 	origin, ok := rh.single(hdrOrigin, rh.origin)
 	if !ok {
 		writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgAmbiguousHeaders)

@@ -12,10 +12,14 @@ import (
 // fasthttp's, valid until the handler returns.
 type reqHeaders struct {
 	origin, authorization, sessionID, protocolVersion []byte
-	method, name, lastEventID                         []byte
+	method, name, lastEventID, requestID              []byte
 
 	seen, repeated uint8 // hdr* bits
 	params         bool  // an Mcp-Param-* header is present
+
+	// outcome is not a header: it is what the request came to, filled in
+	// as it is served and counted when it ends (metrics.go).
+	outcome outcome
 }
 
 const (
@@ -26,6 +30,7 @@ const (
 	hdrMethod
 	hdrName
 	hdrLastEventID
+	hdrRequestID
 )
 
 func (rh *reqHeaders) read(h *fasthttp.RequestHeader) {
@@ -50,6 +55,10 @@ func (rh *reqHeaders) read(h *fasthttp.RequestHeader) {
 				bit, dst = hdrAuthorization, &rh.authorization
 			} else if bytes.EqualFold(k, []byte("Last-Event-Id")) {
 				bit, dst = hdrLastEventID, &rh.lastEventID
+			}
+		case len("X-Request-Id"):
+			if bytes.EqualFold(k, []byte("X-Request-Id")) {
+				bit, dst = hdrRequestID, &rh.requestID
 			}
 		case len("Mcp-Session-Id"):
 			if bytes.EqualFold(k, []byte("Mcp-Session-Id")) {

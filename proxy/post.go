@@ -60,6 +60,7 @@ func (s *Server) servePost(ctx *fasthttp.RequestCtx, r *route, p *identity.Princ
 	defer releaseExchange(ex)
 	ex.subject = subjectOf(p)
 	ex.hdr = *rh
+	defer rh.outcome.takeFrom(&ex.hdr.outcome) // for Handle's metrics
 	if s.audit != nil {
 		ex.start = time.Now()
 		ex.scope.set(ctx, r, p, auditSess)
@@ -68,6 +69,7 @@ func (s *Server) servePost(ctx *fasthttp.RequestCtx, r *route, p *identity.Princ
 
 	body := ctx.PostBody()
 	if jsonrpc.IsBatch(body) {
+		ex.hdr.outcome.method = methodBatch
 		// Batches only exist in 2025-03-26 (MCP-REQUIREMENTS.md 2.2).
 		if !hasSession || sess.ProtocolVersion != version20250326 {
 			s.auditRefusal(ctx, r, p, msgBatchRefused)

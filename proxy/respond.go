@@ -66,6 +66,8 @@ func bearerChallenge(app *Application) string {
 // handleReadError answers requests fasthttp could not read: oversize
 // bodies get 413, everything else 400, both with a JSON-RPC error body.
 func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
+	s.metrics.other[otherUnreadable].Add(1)
+	s.setRequestIDSlow(ctx)
 	if _, ok := err.(*fasthttp.ErrSmallBuffer); ok {
 		writePlainError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "Request Header Fields Too Large")
 		return

@@ -52,6 +52,8 @@ type Server struct {
 	auditFailures    failureLog
 	upstreamFailures failureLog
 	srv              *fasthttp.Server
+	metrics          *metricsRegistry // metrics.go
+	idPrefix         [8]byte          // of the request ids it makes (metrics.go)
 
 	mu      sync.Mutex // guards clients
 	clients map[string]*upstreamClient
@@ -96,6 +98,7 @@ type route struct {
 	keepAlive                     time.Duration
 	audit                         *AuditPolicy // the snapshot's
 	approvals                     Approvals    // the snapshot's; nil: none
+	metrics                       *appMetrics  // the application's, kept across reloads
 }
 
 // New makes a Server; call Update before serving.
@@ -116,6 +119,8 @@ func New(opts Options) (*Server, error) {
 		ended:    newEndedSessions(1 << 16),
 		clients:  make(map[string]*upstreamClient),
 		streams:  make(map[*relay]struct{}),
+		metrics:  newMetricsRegistry(),
+		idPrefix: requestIDPrefix(),
 	}
 	s.srv = &fasthttp.Server{
 		Handler:               s.Handle,
@@ -183,6 +188,7 @@ func (s *Server) Update(snap *Snapshot) error {
 			keepAlive: snap.KeepAlive,
 			audit:     &snap.Audit,
 			approvals: snap.Approvals,
+			metrics:   s.metrics.app(app.Name),
 		}
 		if r.path == "" {
 			r.path = "/"
@@ -215,6 +221,7 @@ func (s *Server) Update(snap *Snapshot) error {
 		// error handler answers 413 with a JSON-RPC error.
 		s.srv.MaxRequestBodySize = snap.MaxBody
 	}
+	s.metrics.setCaches(snap, &s.opened)
 	s.state.Store(st)
 	for key, c := range s.clients {
 		if !used[key] {

@@ -25,6 +25,7 @@ func (s *Server) openSession(ctx *fasthttp.RequestCtx, r *route, p *identity.Pri
 		return false
 	}
 	*auditID = id
+	r.metrics.sessionSeen(id, ctx)
 	return true
 }
 
@@ -55,12 +56,14 @@ func (s *Server) serveGet(ctx *fasthttp.RequestCtx, r *route, p *identity.Princi
 	}
 	ex := acquireExchange()
 	defer releaseExchange(ex)
+	defer rh.outcome.takeFrom(&ex.hdr.outcome) // for Handle's metrics
 	req, ok := r.appendUpstreamRequest(ex.req[:0], r.getHead, rh, &ctx.Request.Header, sess.UpstreamID, nil, false)
 	ex.req = req
 	if !ok {
 		writeRPCError(ctx, fasthttp.StatusBadRequest, nil, jsonrpc.InvalidRequest, msgBadHeader)
 		return
 	}
+	ex.hdr.outcome.allow()
 	resp := acquireUpResponse()
 	if err := r.upstream.listen.do(req, resp); err != nil {
 		releaseUpResponse(resp)
@@ -98,6 +101,7 @@ func (s *Server) serveDelete(ctx *fasthttp.RequestCtx, r *route, p *identity.Pri
 	}
 	ex := acquireExchange()
 	defer releaseExchange(ex)
+	defer rh.outcome.takeFrom(&ex.hdr.outcome) // for Handle's metrics
 	status := fasthttp.StatusNoContent
 	if sess.UpstreamID != "" {
 		req, ok := r.appendUpstreamRequest(ex.req[:0], r.deleteHead, rh, &ctx.Request.Header, sess.UpstreamID, nil, false)
@@ -116,6 +120,8 @@ func (s *Server) serveDelete(ctx *fasthttp.RequestCtx, r *route, p *identity.Pri
 		releaseUpResponse(resp)
 	}
 	s.ended.add(sid)
+	ex.hdr.outcome.allow()
+	r.metrics.sessionsEnded.Add(1)
 	if s.audit != nil {
 		ex.scope.set(ctx, r, p, auditID)
 		s.auditSession(&ex.scope, auditID, false, nil, "deleted by client")
@@ -130,6 +136,7 @@ func (s *Server) serveDelete(ctx *fasthttp.RequestCtx, r *route, p *identity.Pri
 // writeStatus relays a bare upstream status with a JSON-RPC error body of
 // the gateway's own; the upstream's body is not read.
 func (s *Server) writeStatus(ctx *fasthttp.RequestCtx, ex *exchange, status int) {
+	ex.hdr.outcome.upstreamStatus(status)
 	switch {
 	case status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden:
 		writeRPCError(ctx, fasthttp.StatusBadGateway, nil, codeUpstream, msgUpstreamAuth)
@@ -213,9 +220,10 @@ const (
 )
 
 type sessionShard struct {
-	mu        sync.RWMutex // guards the maps
-	cur, prev map[string]*openedSession
-	_         [40]byte // keeps shards on separate cache lines
+	mu           sync.RWMutex // guards the maps
+	cur, prev    map[string]*openedSession
+	hits, misses atomic.Uint64 // opens without and with the codec (metrics.go)
+	_            [24]byte      // keeps shards on separate cache lines
 }
 
 // openedSession is a remembered session and its audit id.
@@ -245,16 +253,19 @@ func (o *openedSessions) open(codec *identity.SessionCodec, sid []byte, sess *id
 	}
 	sh.mu.RUnlock()
 	if ok && !old {
+		sh.hits.Add(1)
 		*sess = got.sess
 		return got.auditID, nil
 	}
 	keep := got
 	if !ok {
+		sh.misses.Add(1)
 		if err := codec.Open(sid, sess); err != nil {
 			return "", err
 		}
 		keep = &openedSession{sess: *sess, auditID: auditSessionID(sid)}
 	} else {
+		sh.hits.Add(1)
 		*sess = got.sess // a session still in use moves to the current generation
 	}
 	sh.mu.Lock()

@@ -163,6 +163,7 @@ func (rl *relay) run(w *bufio.Writer) {
 		return
 	}
 	defer rl.s.untrack(rl)
+	defer rl.r.metrics.streamStarted(streamResponse).Add(-1)
 	rl.pump(func(p []byte, flush bool) error {
 		if _, err := w.Write(p); err != nil || !flush {
 			return err
@@ -180,6 +181,7 @@ func (rl *relay) serve(c net.Conn) {
 		return
 	}
 	defer rl.s.untrack(rl)
+	defer rl.r.metrics.streamStarted(streamListen).Add(-1)
 	if _, err := c.Write(rl.chunk); err != nil {
 		return
 	}
@@ -289,6 +291,9 @@ func (rl *relay) pump(send func(p []byte, flush bool) error, watch net.Conn) boo
 		ka.Reset(rl.keepAlive)
 	}
 
+	if readErr != nil && readErr != io.EOF && !errors.Is(readErr, errClientGone) {
+		rl.r.metrics.upstream[upstreamErrorKindOf(readErr)].Add(1) // after Handle: counted here
+	}
 	mu.Lock()
 	write(nil, true) // nothing stays unflushed
 	if !gone && readErr != nil && readErr != io.EOF && !rl.listen && rl.answered < len(rl.pending) {

@@ -106,7 +106,7 @@ func (p *upPool) get() (*upConn, error) {
 	c, err := p.dial()
 	if err != nil {
 		p.open.Add(-1)
-		return nil, err
+		return nil, errConnect{err}
 	}
 	return c, nil
 }
