@@ -110,6 +110,7 @@ func TestParseConfigValidFull(t *testing.T) {
 			MaxBody:         4 << 20,
 			UpstreamTimeout: 60 * time.Second,
 			KeepAlive:       25 * time.Second,
+			ShutdownTimeout: 20 * time.Second,
 		},
 		Identity: IdentityConfig{
 			EnvFile:     dir + "/pingone.env",
@@ -199,6 +200,7 @@ func TestParseConfigDefaults(t *testing.T) {
 			MaxBody:         4 << 20,
 			UpstreamTimeout: 60 * time.Second,
 			KeepAlive:       25 * time.Second,
+			ShutdownTimeout: 25 * time.Second,
 		},
 		Identity: IdentityConfig{Mode: "broker", GroupsClaim: "groups", TokenTTL: time.Hour},
 		Applications: []ApplicationConfig{{
