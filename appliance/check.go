@@ -1,9 +1,12 @@
 package appliance
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
+	"time"
 
 	"github.com/mcpgw/mcpgw/identity"
 	"github.com/mcpgw/mcpgw/policycache"
@@ -12,10 +15,18 @@ import (
 
 // runCheck validates the configuration and prints each application's
 // compiled rules; exit 1 with every problem as file:line: key: reason.
+// Then the preflight (preflight.go): one ok, warn or FAIL line per check of
+// what serve needs from the machine and the network; exit 1 on any FAIL.
 func runCheck(args []string, env Env) int {
 	fs, cfgPath := newFlags("check", env)
+	offline := fs.Bool("offline", false, "skip the network checks (upstreams, identity provider)")
+	timeout := fs.Duration("timeout", 5*time.Second, "bound of each network check")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
+	}
+	if *timeout <= 0 {
+		fmt.Fprintln(env.Stderr, "mcpgw check: --timeout must be positive")
+		return ExitUsage
 	}
 	comp, code := loadCompiled(*cfgPath, env)
 	if comp == nil {
@@ -25,7 +36,29 @@ func runCheck(args []string, env Env) int {
 	cfg := comp.cfg
 	printIdentity(env.Stdout, cfg)
 	printCompiled(env.Stdout, cfg, comp.policy)
-	fmt.Fprintf(env.Stdout, "%s: ok (%d applications)\n", cfg.Path, len(cfg.Applications))
+	raw, err := readBounded(cfg.Path, maxConfigSize)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "%s: cannot read again: %v\n", cfg.Path, describeReadError(err))
+		return ExitConfig
+	}
+	pf := &preflight{cfg: cfg, raw: raw, now: time.Now(), offline: *offline, timeout: *timeout,
+		client: &http.Client{Timeout: *timeout}}
+	fmt.Fprintln(env.Stdout, "preflight")
+	fails, warns := 0, 0
+	for _, l := range pf.run(context.Background()) {
+		fmt.Fprintf(env.Stdout, "  %s\n", l)
+		switch l.level {
+		case levelFail:
+			fails++
+		case levelWarn:
+			warns++
+		}
+	}
+	if fails > 0 {
+		fmt.Fprintf(env.Stdout, "%s: FAIL (%d failed, %d warnings)\n", cfg.Path, fails, warns)
+		return ExitConfig
+	}
+	fmt.Fprintf(env.Stdout, "%s: ok (%d applications); %d warnings\n", cfg.Path, len(cfg.Applications), warns)
 	return ExitOK
 }
 

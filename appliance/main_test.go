@@ -36,7 +36,7 @@ applications:
 func TestCheckCommand(t *testing.T) {
 	dir := fixtureDir(t)
 	good := writeFile(t, dir, "good.yaml", strings.ReplaceAll(explainConfig, "@DIR@", dir))
-	code, out, errOut := runMain("check", "--config", good)
+	code, out, errOut := runMain("check", "--offline", "--config", good)
 	if code != ExitOK {
 		t.Fatalf("check good config: exit %d, stderr %q", code, errOut)
 	}
@@ -55,7 +55,7 @@ func TestCheckCommand(t *testing.T) {
 		"OIDC_AUTH_URL=https://idp.example/as/authorize\nOIDC_TOKEN_URL=https://idp.example/as/token\nSERVER_URL=http://127.0.0.1:8080\n")
 	withEnv := writeFile(t, dir, "env.yaml", "identity:\n  env_file: "+envFile+"\n"+
 		strings.ReplaceAll(strings.TrimPrefix(explainConfig, "identity:\n"), "@DIR@", dir))
-	code, out, errOut = runMain("check", "--config", withEnv)
+	code, out, errOut = runMain("check", "--offline", "--config", withEnv)
 	if code != ExitOK {
 		t.Fatalf("check config with env file: exit %d, stderr %q", code, errOut)
 	}
