@@ -60,6 +60,11 @@ func newLogger(w io.Writer, o *ObservabilityConfig) *slog.Logger {
 // both listeners. What a reload replaces (policy, routes, the authorization
 // server's view of the applications) is a compiled.
 func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, ready chan<- net.Addr) error {
+	stopProfiling, err := startProfiling(cfg.Observability, log) // observability.go
+	if err != nil {
+		return err
+	}
+	defer stopProfiling()
 	if err := os.MkdirAll(cfg.Server.DataDir, 0o700); err != nil {
 		return fmt.Errorf("cannot create data_dir: %w", err)
 	}
@@ -216,7 +221,7 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 	adminSrv.mountAudit(audit.log, func() RolesConfig { return current.Load().cfg.Roles },
 		adminUserVerifier(&current, isLoopbackAddr(adminLn.Addr())))
 	adminSrv.mountApprovals(approvals, func() RolesConfig { return current.Load().cfg.Roles }, adminUserVerifier(&current, isLoopbackAddr(adminLn.Addr())))
-	adminSrv.mux.Handle("GET /metrics", newMetricsHandler(audit, approvals))
+	adminSrv.mux.Handle("GET /metrics", newMetricsHandler(audit, approvals, srv))
 	adminSrv.mountOps(applyReload, func() *compiled { return current.Load() },
 		adminUserVerifier(&current, isLoopbackAddr(adminLn.Addr())))
 	admin := newAdminHTTPServer(adminSrv, log.With("component", "admin"))
