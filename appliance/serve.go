@@ -182,7 +182,7 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 			log.Error("reload refused; the running configuration keeps serving", "error", err.Error())
 			return reloadOutcome{}, err
 		}
-		next, nextCfg, err := reload(ctx, cfgPath, useTLS, certs, ids)
+		next, nextCfg, pair, err := reload(ctx, cfgPath, useTLS, ids)
 		if err != nil {
 			return refuse(err, nextCfg)
 		}
@@ -197,6 +197,9 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 		if err := srv.Update(next.snap); err != nil {
 			next.close()
 			return refuse(err, next.cfg)
+		}
+		if pair != nil {
+			certs.set(next.cfg.Server.TLS.Cert, next.cfg.Server.TLS.Key, pair.cert, pair.stamps)
 		}
 		// The old policy is closed after in-flight requests had time to
 		// finish with it.
@@ -314,40 +317,43 @@ type reloadOutcome struct {
 	RestartNeeded []string `json:"restart_needed"` // settings changed that only a restart applies
 }
 
-// reload loads and compiles the configuration again, and the TLS pair.
-// Nothing changes unless everything succeeds. Listener changes need a
-// restart. The new Config is returned on failure too, when it loaded, so
-// that its secrets can be kept out of the message.
-func reload(ctx context.Context, path string, useTLS bool, certs *certStore, ids *identityRuntime) (*compiled, *Config, error) {
+// loadedPair is a TLS pair a reload read, to serve once the reload is
+// accepted.
+type loadedPair struct {
+	cert   *tls.Certificate
+	stamps [2]fileStamp
+}
+
+// reload loads and compiles the configuration again, and the TLS pair
+// (nil without TLS). It changes nothing: the caller swaps both in once
+// everything succeeded. Listener changes need a restart. The new Config
+// is returned on failure too, when it loaded, so that its secrets can be
+// kept out of the message.
+func reload(ctx context.Context, path string, useTLS bool, ids *identityRuntime) (*compiled, *Config, *loadedPair, error) {
 	cfg, err := LoadConfig(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if (cfg.Server.TLS.Cert != "") != useTLS {
-		return nil, cfg, errTLSSwitch
+		return nil, cfg, nil, errTLSSwitch
 	}
-	var (
-		c      *tls.Certificate
-		stamps [2]fileStamp
-	)
+	var pair *loadedPair
 	if useTLS {
-		c, stamps, err = loadStampedPair(cfg.Server.TLS.Cert, cfg.Server.TLS.Key)
+		c, stamps, err := loadStampedPair(cfg.Server.TLS.Cert, cfg.Server.TLS.Key)
 		if err != nil {
-			return nil, cfg, err
+			return nil, cfg, nil, err
 		}
+		pair = &loadedPair{c, stamps}
 	}
 	comp, err := compile(cfg)
 	if err != nil {
-		return nil, cfg, err
+		return nil, cfg, nil, err
 	}
 	if err := ids.attach(ctx, comp); err != nil {
 		comp.close()
-		return nil, cfg, err
+		return nil, cfg, nil, err
 	}
-	if useTLS {
-		certs.set(cfg.Server.TLS.Cert, cfg.Server.TLS.Key, c, stamps)
-	}
-	return comp, cfg, nil
+	return comp, cfg, pair, nil
 }
 
 // restartOnly names the settings that differ between the configuration
