@@ -503,6 +503,19 @@ func TestApprovalsPageLogin(t *testing.T) {
 			t.Errorf("got %d, want 401", w.Code)
 		}
 	})
+	t.Run("over TLS the cookies are __Host- and Secure", func(t *testing.T) {
+		e.pg.tls = true
+		defer func() { e.pg.tls = false }()
+		w := serve(e.pg, pageBase+"/approvals", nil)
+		c := w.Result().Cookies()
+		if w.Code != http.StatusFound || len(c) != 1 || c[0].Name != "__Host-mcpgw-approvals-login" || !c[0].Secure ||
+			c[0].Path != "/" || c[0].Domain != "" || !c[0].HttpOnly || c[0].SameSite != http.SameSiteLaxMode {
+			t.Errorf("got %d cookies %+v", w.Code, c)
+		}
+		if w := serve(e.pg, pageBase+"/approvals", []*http.Cookie{{Name: "__Host-mcpgw-approvals", Value: session.Value}}); w.Code != 200 {
+			t.Errorf("the session under its TLS name: got %d, want 200", w.Code)
+		}
+	})
 	t.Run("sign out", func(t *testing.T) {
 		r := httptest.NewRequest("POST", pageBase+"/approvals/logout", strings.NewReader(url.Values{"csrf": {csrf}}.Encode()))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
