@@ -577,3 +577,53 @@ func TestAttachApprovalsPage(t *testing.T) {
 		}
 	})
 }
+
+// TestServeApprovalsPage: serve puts the page on the frontend listener, over
+// its access service: the approval_url of a refusal shows the request to
+// its requester's bearer token and to nobody else.
+func TestServeApprovalsPage(t *testing.T) {
+	cfgPath := writeApprovalConfig(t)
+	cfg, err := LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := startServe(t, cfgPath)
+	defer stop()
+	base := "http://" + cfg.Server.Listen
+	get := func(target, token string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", target, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_items","arguments":{}}}`
+	req, _ := http.NewRequest("POST", base+"/mcp", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer alice-token-0123456789")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`"approval_url":"([^"]+)"`).FindStringSubmatch(string(b))
+	if m == nil {
+		t.Fatalf("refusal without approval_url: %s", b)
+	}
+	if status, page := get(m[1], "alice-token-0123456789"); status != 200 || !strings.Contains(page, "Pending: level 1 of 2") {
+		t.Errorf("GET %s as the requester: got %d %s", m[1], status, page)
+	}
+	if status, _ := get(m[1], "cab-token-0123456789"); status != 200 {
+		t.Errorf("GET %s as a level-2 approver: got %d, want 200", m[1], status)
+	}
+	if status, _ := get(base+"/approvals", "nobody-token-0123456789"); status != 401 {
+		t.Errorf("an unknown token: got %d, want 401", status)
+	}
+}
