@@ -183,6 +183,14 @@ func TestCheckPreflightFailures(t *testing.T) {
 		io.WriteString(w, "<html>hello</html>")
 	}))
 	defer html.Close()
+	modernOnly := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"unsupported protocol version"}}`)
+	}))
+	defer modernOnly.Close()
+	notFound := httptest.NewServer(http.NotFoundHandler())
+	defer notFound.Close()
 	deadIdP := httptest.NewServer(http.NotFoundHandler())
 	deadIdPURL := deadIdP.URL
 	deadIdP.Close()
@@ -207,6 +215,10 @@ func TestCheckPreflightFailures(t *testing.T) {
 			[][2]string{{"FAIL  upstream app0:", downURL + "/mcp not reachable: "}}},
 		{"upstream not MCP", 60 * 24 * time.Hour, []string{"localhost", "127.0.0.1"}, idp.URL, html.URL, ExitConfig,
 			[][2]string{{"FAIL  upstream app0:", `answered HTTP 200 with "text/html", not a JSON-RPC response`}}},
+		{"upstream answers initialize with an error", 60 * 24 * time.Hour, []string{"localhost", "127.0.0.1"}, idp.URL, modernOnly.URL, ExitOK,
+			[][2]string{{"ok    upstream app0:", "speaks MCP (initialize answered with JSON-RPC error -32602, HTTP 400)"}}},
+		{"upstream answers 404", 60 * 24 * time.Hour, []string{"localhost", "127.0.0.1"}, idp.URL, notFound.URL, ExitConfig,
+			[][2]string{{"FAIL  upstream app0:", "answered HTTP 404 with"}}},
 		{"identity provider down", 60 * 24 * time.Hour, []string{"localhost", "127.0.0.1"}, deadIdPURL, up.URL, ExitConfig,
 			[][2]string{{"FAIL  identity provider:", "discovery at " + deadIdPURL + " failed"}}},
 	} {

@@ -245,14 +245,12 @@ func (p *preflight) upstream(ctx context.Context, app *ApplicationConfig) {
 	if sid := resp.Header.Get("Mcp-Session-Id"); sid != "" {
 		defer p.endSession(app, sid)
 	}
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 		p.add(levelFail, what, "%s refused the request with HTTP %d: check the application's headers", app.UpstreamURL, resp.StatusCode)
 		return
-	case resp.StatusCode >= 300:
-		p.add(levelFail, what, "%s answered HTTP %d to initialize, not MCP", app.UpstreamURL, resp.StatusCode)
-		return
 	}
+	// A server that does not take initialize (2026-07-28 only) answers
+	// a JSON-RPC error, with a 4xx status or not: that is MCP too.
 	msg, ok := readJSONRPCAnswer(resp)
 	if !ok {
 		p.add(levelFail, what, "%s answered HTTP %d with %q, not a JSON-RPC response", app.UpstreamURL, resp.StatusCode,
@@ -260,6 +258,8 @@ func (p *preflight) upstream(ctx context.Context, app *ApplicationConfig) {
 		return
 	}
 	switch {
+	case msg.Result != nil && resp.StatusCode >= 300:
+		p.add(levelFail, what, "%s answered HTTP %d with a result, not MCP", app.UpstreamURL, resp.StatusCode)
 	case msg.Result != nil:
 		var r struct {
 			ProtocolVersion string `json:"protocolVersion"`
@@ -272,7 +272,7 @@ func (p *preflight) upstream(ctx context.Context, app *ApplicationConfig) {
 		p.add(levelOK, what, "%s speaks MCP (protocol %s, server %q %s)", app.UpstreamURL, r.ProtocolVersion,
 			r.ServerInfo.Name, r.ServerInfo.Version)
 	default:
-		p.add(levelOK, what, "%s speaks MCP (initialize answered with JSON-RPC error %d)", app.UpstreamURL, msg.Error.Code)
+		p.add(levelOK, what, "%s speaks MCP (initialize answered with JSON-RPC error %d, HTTP %d)", app.UpstreamURL, msg.Error.Code, resp.StatusCode)
 	}
 }
 
