@@ -290,7 +290,7 @@ func hostKeys(u *url.URL) []string {
 }
 
 // isApprovalsPath reports whether path is the approval page's: /approvals
-// or under /approvals/ (proxy/post.go approvalPath).
+// or under /approvals/ (approvalPath).
 func isApprovalsPath(path []byte) bool {
 	const p = approvalPath // "/approvals/"
 	return string(path) == p[:len(p)-1] || bytes.HasPrefix(path, []byte(p))
