@@ -48,8 +48,9 @@ applications:
 const pageBase = "http://127.0.0.1:8080"
 
 type pageEnv struct {
-	pg  *approvalsPage
-	svc *access.Service
+	pg    *approvalsPage
+	svc   *access.Service
+	clock *testClock
 }
 
 func newPageEnv(t *testing.T) *pageEnv {
@@ -69,7 +70,7 @@ func newPageEnv(t *testing.T) *pageEnv {
 	comp.snap.Approvals = proxyApprovals{svc}
 	pg := newApprovalsPage(comp, bytes.Repeat([]byte{7}, 32), slog.New(slog.DiscardHandler))
 	pg.now = clock.now
-	return &pageEnv{pg: pg, svc: svc}
+	return &pageEnv{pg: pg, svc: svc, clock: clock}
 }
 
 // do serves one request; token, when set, is sent as a bearer token.
@@ -365,6 +366,17 @@ func TestApprovalsPageDecide(t *testing.T) {
 	}
 	if body := e.do("GET", "/approvals/"+denied.ID, "bob-token", nil).Body.String(); !strings.Contains(body, "Denied by sam@example.com at level 1: “not now”") {
 		t.Errorf("denied page: %s", body)
+	}
+
+	// Time passes: the grant ends, a pending request expires.
+	pending := e.open(t, "bob", "", "delete_rows")
+	e.clock.add(61 * time.Minute)
+	if body := e.do("GET", "/approvals/"+req.ID, "alice-token", nil).Body.String(); !strings.Contains(body, "The grant <code>"+got.GrantID+"</code> has ended") {
+		t.Errorf("approved page after the grant's end: %s", body)
+	}
+	if body := e.do("GET", "/approvals/"+pending.ID, "bob-token", nil).Body.String(); !strings.Contains(body, "Expired") ||
+		!strings.Contains(body, "No decision was made before 2026-11-25 15:00:00 UTC") || strings.Contains(body, `value="approve"`) {
+		t.Errorf("expired page: %s", body)
 	}
 }
 
