@@ -33,7 +33,9 @@ import (
 //	POST /approvals            that form: access.Service.Request as the user,
 //	                           as POST /api/v1/approvals does
 //	GET  /approvals/{id}       one request (the approval_url of a refusal)
-//	POST /approvals/{id}       an approver's decision: approve or deny
+//	POST /approvals/{id}       an approver's decision: approve (optionally
+//	                           the whole tools, as whole_tool does in the
+//	                           admin API) or deny
 //	GET  /approvals/callback   the return from the login
 //	POST /approvals/logout     sign out
 //
@@ -487,7 +489,12 @@ func (pg *approvalsPage) serveDecide(w http.ResponseWriter, r *http.Request, hos
 		pg.showDetail(w, r, http.StatusBadRequest, v, "Choose Approve or Deny.")
 		return
 	}
-	_, err := svc.Decide(req.ID, v.p.User, v.p.Groups, decision == access.DecisionApprove, r.PostForm.Get("comment"))
+	var err error
+	if decision == access.DecisionApprove && r.PostForm.Get("whole_tool") == "1" {
+		_, err = svc.ApproveWholeTool(req.ID, v.p.User, v.p.Groups, r.PostForm.Get("comment"))
+	} else {
+		_, err = svc.Decide(req.ID, v.p.User, v.p.Groups, decision == access.DecisionApprove, r.PostForm.Get("comment"))
+	}
 	if err != nil {
 		status, msg := accessProblem(err)
 		pg.showDetail(w, r, status, v, "Your decision was not recorded: "+msg)

@@ -639,3 +639,30 @@ func TestServeApprovalsPage(t *testing.T) {
 		t.Errorf("an unknown token: got %d, want 401", status)
 	}
 }
+
+// TestApprovalsPageWholeTool: for a request of one exact call, an approver
+// may grant the whole tool instead, as whole_tool does in the admin API.
+func TestApprovalsPageWholeTool(t *testing.T) {
+	e := newPageEnv(t)
+	hash := [32]byte{1, 2, 3}
+	call, _, err := e.svc.RequestFor("bob@example.com", "crm", "prod-writes", "delete_items", &hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ahead := e.open(t, "bob", "", "delete_users")
+	if body := e.do("GET", "/approvals/"+ahead.ID, "sam-token", nil).Body.String(); strings.Contains(body, `name="whole_tool"`) {
+		t.Errorf("a request for whole tools offers whole_tool")
+	}
+	page := e.do("GET", "/approvals/"+call.ID, "sam-token", nil).Body.String()
+	if !strings.Contains(page, `name="whole_tool"`) || !strings.Contains(page, call.ArgumentsHash) {
+		t.Fatalf("the page of one exact call lacks whole_tool or the hash: %s", page)
+	}
+	w := e.do("POST", "/approvals/"+call.ID, "sam-token", url.Values{"csrf": {e.csrfOf(t, "sam-token")}, "decision": {"approve"}, "whole_tool": {"1"}})
+	got, _ := e.svc.Get(call.ID)
+	if w.Code != http.StatusSeeOther || len(got.Decisions) != 1 || !got.Decisions[0].WholeTool {
+		t.Errorf("got %d, decisions %+v; want one whole-tool approval", w.Code, got.Decisions)
+	}
+	if body := e.do("GET", "/approvals/"+call.ID, "bob-token", nil).Body.String(); !strings.Contains(body, "approve (whole tool)") {
+		t.Errorf("the decision does not say whole tool: %s", body)
+	}
+}
