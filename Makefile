@@ -57,7 +57,7 @@ deps: tools node-deps
 run: build tools
 	./scripts/quickstart.sh
 
-test: deps build unit fuzz-short e2e conformance
+test: deps build unit fuzz-short e2e conformance test-packaging
 
 unit: tools
 	$(GO) vet $(PKGS)
@@ -76,6 +76,24 @@ e2e: deps build
 
 conformance: deps build
 	BIN=$(BIN) E2E_NODE_MODULES=$(E2E_NODE) ./e2e/conformance.sh
+
+# make package: dist/mcpgw_*.deb and dist/mcpgw-*.rpm for this machine's
+# architecture, with nfpm from go.mod's tool block (packaging/build.sh).
+# make test-packaging (root): builds them, inspects the .rpm, and installs both
+# into a Debian bookworm container booted with systemd-nspawn
+# (e2e/packaging_test.go; the Debian root is cached in .cache/packaging/).
+.PHONY: package test-packaging packaging-deps
+
+package:
+	GO=$(GO) ./packaging/build.sh
+
+packaging-deps:
+	@command -v debootstrap >/dev/null && command -v systemd-nspawn >/dev/null && command -v rpm >/dev/null || \
+		{ apt-get update && apt-get install -y debootstrap systemd-container rpm; }
+
+test-packaging: packaging-deps tools
+	GO=$(GO) GO_EVERYTHING_BIN=$(BIN)/go-everything \
+		$(GO) test -count=1 -tags packaging -timeout 20m -run '^TestPackaging$$' -v ./e2e/
 
 # make bench: the comparison runner (bench/cmd/compare, BENCHMARKS.md) drives
 # the mock backend directly, through nginx and through mcpgw, interleaved, and
