@@ -67,8 +67,9 @@ func writePair(t *testing.T, ca *testpki.CA, certPath, keyPath string, serial in
 	}
 }
 
-// startSlowServer is an MCP server of the Go SDK answering JSON (no
-// stream) whose one tool takes slowCallTime; started is told of each call.
+// startSlowServer is an MCP server of the Go SDK answering calls as event
+// streams, whose one tool takes slowCallTime; started is told of each call.
+// A drain must wait for a call whose answer streams like for any other.
 func startSlowServer(t *testing.T) (url string, started <-chan struct{}) {
 	srv := mcp.NewServer(&mcp.Implementation{Name: "slow", Version: "1.0.0"}, nil)
 	ch := make(chan struct{}, 4)
@@ -79,7 +80,7 @@ func startSlowServer(t *testing.T) (url string, started <-chan struct{}) {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "slow done"}}}, nil, nil
 		})
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
-		&mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
+		&mcp.StreamableHTTPOptions{Stateless: true})
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
 	return hs.URL + "/mcp", ch

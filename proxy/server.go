@@ -58,10 +58,12 @@ type Server struct {
 	mu      sync.Mutex // guards clients
 	clients map[string]*upstreamClient
 
-	streamsMu sync.Mutex // guards streams and closing
+	streamsMu sync.Mutex // guards streams, closing and cut
 	streams   map[*relay]struct{}
-	closing   bool
-	// streamsDone counts running streams. They run on hijacked
+	// closing: Shutdown began; long-lived streams are refused. cut: the
+	// drain is over; every stream is refused.
+	closing, cut bool
+	// streamsDone counts running streams. Long-lived ones run on hijacked
 	// connections, which fasthttp's Shutdown no longer waits for.
 	streamsDone sync.WaitGroup
 }
@@ -241,17 +243,31 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Shutdown stops accepting, lets in-flight requests finish until ctx ends,
-// then closes the upstream pools.
+// then closes the upstream pools. A call answered as an event stream is
+// in flight like any other and may finish; long-lived streams (a
+// standalone GET, subscriptions/listen) never would, so they end at once.
+// What still runs when ctx ends is cut.
 func (s *Server) Shutdown(ctx context.Context) error {
-	// Open SSE streams would hold their connections forever: end them
-	// (closing their upstream ends the relay loop), and refuse new ones.
 	s.streamsMu.Lock()
 	s.closing = true
 	for rl := range s.streams {
-		rl.abortUpstream()
+		if rl.long {
+			rl.abortUpstream() // closing its upstream ends the relay loop
+		}
 	}
 	s.streamsMu.Unlock()
+	// fasthttp waits for its connections, streaming calls included.
 	err := s.srv.ShutdownWithContext(ctx)
+	// No stream starts from here on (none may join streamsDone while it is
+	// waited for); the ones still running are cut if time is up.
+	s.streamsMu.Lock()
+	s.cut = true
+	if ctx.Err() != nil {
+		for rl := range s.streams {
+			rl.abortUpstream()
+		}
+	}
+	s.streamsMu.Unlock()
 	waited := make(chan struct{})
 	go func() { s.streamsDone.Wait(); close(waited) }()
 	select {
@@ -259,6 +275,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		if err == nil {
 			err = ctx.Err()
+		}
+		s.streamsMu.Lock()
+		for rl := range s.streams {
+			rl.abortUpstream()
+		}
+		s.streamsMu.Unlock()
+		// The cut relays record their ends; give them a moment.
+		select {
+		case <-waited:
+		case <-time.After(time.Second):
 		}
 	}
 	s.mu.Lock()

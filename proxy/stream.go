@@ -48,6 +48,7 @@ type relay struct {
 	chunk     []byte
 	modern    bool
 	listen    bool // a standalone GET stream: no originating request
+	long      bool // lives as long as the client wants: hijacked (serve)
 	priming   bool // forward priming events (client negotiated >= 2025-11-25)
 	keepAlive time.Duration
 	maxEvent  int
@@ -88,7 +89,7 @@ func (s *Server) startRelay(ctx *fasthttp.RequestCtx, r *route, ex *exchange, re
 	}
 	rl.scope.copyFrom(&ex.scope)
 	rl.answered = 0
-	rl.modern, rl.listen = modern, listen
+	rl.modern, rl.listen, rl.long = modern, listen, long
 	rl.priming = modern || sess.ProtocolVersion >= version20251125
 	rl.keepAlive = r.keepAlive
 	rl.closeOnce = sync.Once{}
@@ -509,11 +510,13 @@ func (s *Server) relayInitStream(ctx *fasthttp.RequestCtx, r *route, ex *exchang
 }
 
 // track registers a running stream so Shutdown can end it; false when the
-// gateway is already shutting down.
+// gateway is shutting down and the stream would outlive the drain.
 func (s *Server) track(rl *relay) bool {
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
-	if s.closing {
+	// A call answered as a stream is in flight like any other and may
+	// finish while the gateway drains; a long-lived stream would not.
+	if s.closing && (rl.long || s.cut) {
 		return false
 	}
 	s.streams[rl] = struct{}{}
