@@ -10,7 +10,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -431,13 +430,13 @@ type sessionMinute struct {
 // request of a new minute clears the slot it reuses; a bit another request
 // sets meanwhile may be lost, which the session's next request restores.
 func (s *sessionsSeen) add(h uint64, now int64) {
-	min := now / 60
-	sl := &s.minutes[uint64(min)%sessionMinutes]
-	if cur := sl.minute.Load(); cur != min {
-		if cur > min {
+	minute := now / 60
+	sl := &s.minutes[uint64(minute)%sessionMinutes]
+	if cur := sl.minute.Load(); cur != minute {
+		if cur > minute {
 			return // a request that arrived before the minute turned
 		}
-		if sl.minute.CompareAndSwap(cur, min) {
+		if sl.minute.CompareAndSwap(cur, minute) {
 			for i := range sl.bits {
 				sl.bits[i].Store(0)
 			}
@@ -452,11 +451,11 @@ func (s *sessionsSeen) add(h uint64, now int64) {
 // estimate is the number of distinct sessions seen in the minutes up to
 // unix time now.
 func (s *sessionsSeen) estimate(now int64) float64 {
-	min := now / 60
+	minute := now / 60
 	var union [sessionBits / 64]uint64
 	for i := range s.minutes {
 		sl := &s.minutes[i]
-		if m := sl.minute.Load(); m > min-sessionMinutes && m <= min {
+		if m := sl.minute.Load(); m > minute-sessionMinutes && m <= minute {
 			for j := range union {
 				union[j] |= sl.bits[j].Load()
 			}
@@ -827,11 +826,6 @@ func (m *appMetrics) snapshot(app string, now int64) AppMetrics {
 		a.Streams = append(a.Streams, LabeledValue{streamKindNames[k], float64(m.streams[k].Load())})
 	}
 	return a
-}
-
-// String formats a request count for test failures.
-func (c RequestCount) String() string {
-	return c.Method + "/" + c.Decision + "=" + strconv.FormatUint(c.Count, 10)
 }
 
 // CacheStats counts the session ids opened from memory (hits) and through

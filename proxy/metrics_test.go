@@ -367,7 +367,13 @@ func TestRequestIDs(t *testing.T) {
 	}
 	closed := "http://" + ln.Addr().String() + "/mcp"
 	ln.Close()
-	gw := startGatewayOpts(t, Options{Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}, nil,
+	identityHandler := func(s *Snapshot) {
+		s.IdentityHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{}`))
+		})
+	}
+	gw := startGatewayOpts(t, Options{Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}, identityHandler,
 		appDef{name: "down", path: "/mcp", upstream: closed, authNone: true})
 	generated := regexp.MustCompile(`^[0-9a-f]{32}$`)
 	c := &rawClient{t: t, endpoint: gw.base + "/mcp"}
@@ -393,11 +399,16 @@ func TestRequestIDs(t *testing.T) {
 		{name: "twice", ids: []string{"a1", "b2"}, method: http.MethodPost},
 		{name: "preflight", method: http.MethodOptions},
 		{name: "not found", method: http.MethodGet},
+		{name: "identity endpoint", method: http.MethodGet},
+		{name: "identity endpoint, client id", ids: []string{"oauth-1"}, keep: true, method: http.MethodGet},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cl := *c
-			if tc.name == "not found" {
+			switch {
+			case tc.name == "not found":
 				cl.endpoint = gw.base + "/elsewhere"
+			case strings.HasPrefix(tc.name, "identity"):
+				cl.endpoint = gw.base + "/.well-known/oauth-protected-resource/mcp"
 			}
 			body := ""
 			if tc.method == http.MethodPost {
@@ -679,11 +690,42 @@ func TestHandleAllocs(t *testing.T) {
 	}
 }
 
-func mustCodec(t *testing.T) *identity.SessionCodec {
+func mustCodec(t testing.TB) *identity.SessionCodec {
 	t.Helper()
 	c, err := identity.NewSessionCodec(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// BenchmarkMetricsPerRequest is what the metrics add to one request with a
+// session: its outcome, count and latency, its request id, the session's
+// bit. Compare with BenchmarkToolsCallGateway (the whole exchange).
+func BenchmarkMetricsPerRequest(b *testing.B) {
+	s, err := New(Options{Sessions: mustCodec(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := &route{name: "app", metrics: s.metrics.app("app")}
+	var scan jsonrpc.Scanner
+	var m jsonrpc.Message
+	if err := scan.Scan([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}`), &m); err != nil {
+		b.Fatal(err)
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod(fasthttp.MethodPost)
+	v := verdict{}
+	start := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		var o outcome
+		o.note(&m, &v)
+		o.allow()
+		o.upstreamStatus(200)
+		s.setRequestID(&ctx, nil, true)
+		s.observe(&ctx, r, &o)
+		r.metrics.latency[methodToolsCall].observe(time.Since(start)) // the clock read a served request has
+		r.metrics.sessionSeen("0123456789abcdef01234567", &ctx)
+	}
 }
