@@ -41,14 +41,18 @@ $booted || exit 0
 systemctl daemon-reload || true
 
 # check as the service's user, so an unreadable ${file:...} fails here too.
+# --offline, as the unit's ExecCondition: an upstream that is down right now
+# is no reason not to start.
 check() {
 	if command -v runuser >/dev/null 2>&1; then
-		runuser -u mcpgw -- /usr/bin/mcpgw check --config "$config"
+		runuser -u mcpgw -- /usr/bin/mcpgw check --offline --config "$config"
 	else
-		/usr/bin/mcpgw check --config "$config"
+		/usr/bin/mcpgw check --offline --config "$config"
 	fi
 }
-if errors=$(check 2>&1 >/dev/null); then
+report=$(mktemp)
+if errors=$(check 2>&1 >"$report"); then
+	rm -f "$report"
 	if [ "$action" = install ]; then
 		systemctl start mcpgw.service ||
 			echo "mcpgw: the service did not start: see journalctl -u mcpgw" >&2
@@ -60,7 +64,11 @@ if errors=$(check 2>&1 >/dev/null); then
 fi
 {
 	echo "mcpgw: $config does not pass \`mcpgw check\`:"
-	echo "$errors" | sed 's/^/  /'
+	# Load errors come on stderr, the preflight's FAIL lines on stdout.
+	{
+		printf '%s\n' "$errors"
+		grep FAIL "$report" || true
+	} | sed -e '/^$/d' -e 's/^ */  /'
 	if [ "$action" = install ]; then
 		echo "mcpgw: the service is enabled but NOT started."
 	else
@@ -68,4 +76,5 @@ fi
 	fi
 	echo "mcpgw: edit $config, run \`runuser -u mcpgw -- mcpgw check\`, then \`systemctl restart mcpgw\`."
 } >&2
+rm -f "$report"
 exit 0
