@@ -80,12 +80,29 @@ func TestPackaging(t *testing.T) {
 		t.Logf("systemd-analyze security --offline=true systemd/mcpgw.service: %.1f", score)
 	})
 
-	c := bootContainer(t, root, tmp)
+	c := newRoot(t, root, tmp)
 	for src, dst := range map[string]string{deb: "root/mcpgw.deb", rpm: "root/mcpgw.rpm"} {
 		if err := os.WriteFile(filepath.Join(c.root, dst), readFile(t, src), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// An image build: systemctl is there but systemd is not running. The
+	// scripts enable the unit and start nothing.
+	t.Run("chroot", func(t *testing.T) {
+		out := run(t, time.Minute, "chroot", c.root, "dpkg", "-i", "/root/mcpgw.deb")
+		if strings.Contains(out, "mcpgw:") {
+			t.Errorf("dpkg -i in a chroot: the scripts said something:\n%s", out)
+		}
+		link := filepath.Join(c.root, "etc/systemd/system/multi-user.target.wants/mcpgw.service")
+		if target, err := os.Readlink(link); err != nil || target != unitPath {
+			t.Errorf("the unit is not enabled in the chroot: %s -> %q, %v", link, target, err)
+		}
+		run(t, time.Minute, "chroot", c.root, "dpkg", "--purge", "mcpgw")
+		if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("dpkg --purge in a chroot left %s: %v", link, err)
+		}
+	})
+	bootContainer(t, c, tmp)
 	debVersion := strings.TrimSpace(run(t, 10*time.Second, "dpkg-deb", "--field", deb, "Version"))
 
 	installUnconfigured(t, c, "dpkg -i /root/mcpgw.deb")
@@ -138,6 +155,29 @@ applications:
 			"systemctl show -p Type -p NRestarts -p WatchdogUSec -p User mcpgw | sort")
 		checkProcess(t, c)
 	})
+	// With the filter set to kill rather than fail with EPERM, a call the
+	// unit's SystemCallFilter refuses would end the service with SIGSYS.
+	t.Run("seccomp-kill", func(t *testing.T) {
+		dropIn := filepath.Join(c.root, "etc/systemd/system/mcpgw.service.d/seccomp-kill.conf")
+		if err := os.MkdirAll(filepath.Dir(dropIn), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dropIn, []byte("[Service]\nSystemCallErrorNumber=\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c.sh(t, "systemctl daemon-reload && systemctl restart mcpgw")
+		c.wantShow(t, "active", "systemctl is-active mcpgw")
+		driveMCP(t, frontend)
+		c.sh(t, "systemctl reload mcpgw")
+		driveMCP(t, frontend)
+		c.sh(t, "systemctl stop mcpgw")
+		c.wantShow(t, "ExecMainCode=1\nExecMainStatus=0\nResult=success", "systemctl show -p Result -p ExecMainCode -p ExecMainStatus mcpgw | sort")
+		if err := os.Remove(dropIn); err != nil {
+			t.Fatal(err)
+		}
+		c.sh(t, "systemctl daemon-reload && systemctl start mcpgw")
+		c.wantShow(t, "active", "systemctl is-active mcpgw")
+	})
 	t.Run("reload", func(t *testing.T) {
 		pid := c.mainPID(t)
 		before := strings.Count(c.sh(t, "journalctl -u mcpgw -o cat --no-pager"), `"msg":"configuration reloaded"`)
@@ -152,6 +192,29 @@ applications:
 		driveMCP(t, frontend)
 	})
 	t.Run("upgrade", func(t *testing.T) { upgradeKeepsConfig(t, c, "dpkg -i /root/mcpgw.deb", config, frontend) })
+	// An upgrade whose binary refuses the configuration leaves the running
+	// gateway alone and says why.
+	t.Run("upgrade-refused", func(t *testing.T) {
+		pid := c.mainPID(t)
+		path := filepath.Join(c.root, configPath)
+		if err := os.WriteFile(path, []byte(config+"unknown_key: 1\n"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		out := c.sh(t, "dpkg -i /root/mcpgw.deb 2>&1")
+		for _, want := range []string{"unknown_key", "was NOT restarted"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("dpkg -i output lacks %q:\n%s", want, out)
+			}
+		}
+		c.wantShow(t, "active", "systemctl is-active mcpgw")
+		if got := c.mainPID(t); got != pid {
+			t.Errorf("the refused upgrade restarted the service: MainPID %d, was %d", got, pid)
+		}
+		if err := os.WriteFile(path, []byte(config), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		driveMCP(t, frontend)
+	})
 	t.Run("remove", func(t *testing.T) {
 		c.sh(t, "dpkg -r mcpgw")
 		wantRemoved(t, c)
@@ -183,6 +246,7 @@ applications:
 func installUnconfigured(t *testing.T, c *container, install string) {
 	t.Helper()
 	out := c.sh(t, install+" 2>&1")
+	t.Logf("%s:\n%s", install, out)
 	for _, want := range []string{"does not pass `mcpgw check`", "applications[0].upstream_url: required", "enabled but NOT started"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("%s: the output lacks %q:\n%s", install, want, out)
@@ -455,15 +519,20 @@ type container struct {
 	nspwn *procrun.Process
 }
 
-// bootContainer copies the cached Debian root into dir and boots it; the
-// container is powered off at the end of the test, whatever its outcome.
-func bootContainer(t *testing.T, root, dir string) *container {
+// newRoot copies the cached Debian root into dir.
+func newRoot(t *testing.T, root, dir string) *container {
 	t.Helper()
-	cached := debianRoot(t, root)
 	c := &container{root: filepath.Join(dir, "root")}
-	if out, err := runCmd(exec.Command("cp", "-a", "--reflink=auto", cached, c.root), 5*time.Minute); err != nil {
+	if out, err := runCmd(exec.Command("cp", "-a", "--reflink=auto", debianRoot(t, root), c.root), 5*time.Minute); err != nil {
 		t.Fatalf("copying the Debian root: %v\n%s", err, out)
 	}
+	return c
+}
+
+// bootContainer boots c's root; the container is powered off at the end of
+// the test, whatever its outcome.
+func bootContainer(t *testing.T, c *container, dir string) {
+	t.Helper()
 	start := time.Now()
 	p, err := procrun.Start(dir, "nspawn", nil, "systemd-nspawn", "--quiet", "--directory="+c.root,
 		"--register=no", "--keep-unit", "--console=passive", "--boot")
@@ -507,7 +576,6 @@ func bootContainer(t *testing.T, root, dir string) *container {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("container booted in %v", time.Since(start).Round(100*time.Millisecond))
-	return c
 }
 
 // containerInit returns the pid of systemd-nspawn's child running systemd,
