@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -674,10 +675,12 @@ func (s *Server) setRequestID(ctx *fasthttp.RequestCtx, client []byte, ok bool) 
 		ctx.Response.Header.SetCanonical(hdrXRequestID, client)
 		return
 	}
+	var n [16]byte // the low 6 bytes of each number
+	binary.BigEndian.PutUint64(n[:8], ctx.ConnID()<<16)
+	binary.BigEndian.PutUint64(n[6:14], ctx.ConnRequestNum()<<16)
 	var buf [32]byte
 	copy(buf[:8], s.idPrefix[:])
-	appendHex(buf[8:8], ctx.ConnID(), 12)
-	appendHex(buf[20:20], ctx.ConnRequestNum(), 12)
+	hex.Encode(buf[8:], n[:12])
 	ctx.Response.Header.SetCanonical(hdrXRequestID, buf[:])
 }
 
@@ -686,15 +689,6 @@ func (s *Server) setRequestID(ctx *fasthttp.RequestCtx, client []byte, ok bool) 
 func (s *Server) setRequestIDSlow(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Request.Header
 	s.setRequestID(ctx, h.PeekBytes(hdrXRequestID), len(h.PeekAll("X-Request-Id")) <= 1)
-}
-
-// appendHex appends the low n hex digits of v, zero-padded.
-func appendHex(dst []byte, v uint64, n int) []byte {
-	const digits = "0123456789abcdef"
-	for i := n - 1; i >= 0; i-- {
-		dst = append(dst, digits[(v>>(4*uint(i)))&0xf])
-	}
-	return dst
 }
 
 // requestIDOf returns the request id set on ctx's response.
