@@ -219,6 +219,11 @@ applications:
 		c.sh(t, "dpkg -r mcpgw")
 		wantRemoved(t, c)
 		c.wantShow(t, "kept", "test -f "+configPath+" && echo kept")
+		// A reinstall finds the unit disabled by the removal and says so.
+		if out := c.sh(t, "dpkg -i /root/mcpgw.deb 2>&1"); !strings.Contains(out, "systemctl enable --now mcpgw") {
+			t.Errorf("a reinstall after a removal does not say the unit is disabled:\n%s", out)
+		}
+		c.wantShow(t, "inactive", "systemctl is-active mcpgw || true")
 		c.sh(t, "dpkg -P mcpgw")
 		c.wantShow(t, "gone\ngone", "test -e /etc/mcpgw || echo gone; test -e /var/lib/mcpgw || echo gone")
 		c.wantShow(t, "mcpgw", "id -un mcpgw")

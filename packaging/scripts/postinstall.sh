@@ -59,6 +59,11 @@ if errors=$(check 2>&1 >"$report"); then
 	else
 		systemctl try-restart mcpgw.service ||
 			echo "mcpgw: the service did not restart: see journalctl -u mcpgw" >&2
+		# A reinstall after a removal (which disabled the unit) comes here
+		# too, as does an upgrade of a unit the operator disabled.
+		if ! systemctl is-enabled --quiet mcpgw.service; then
+			echo "mcpgw: the unit is disabled; to run the gateway: systemctl enable --now mcpgw" >&2
+		fi
 	fi
 	exit 0
 fi
