@@ -15,9 +15,18 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"debug/elf"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -215,6 +224,7 @@ applications:
 		}
 		driveMCP(t, frontend)
 	})
+	t.Run("procyon-tls", func(t *testing.T) { checkProcyonTLS(t, c, config, upstream, adminPort) })
 	t.Run("remove", func(t *testing.T) {
 		c.sh(t, "dpkg -r mcpgw")
 		wantRemoved(t, c)
@@ -447,12 +457,18 @@ func checkProcess(t *testing.T, c *container) {
 // that the policy is in the path: one tool listed and callable, another denied.
 func driveMCP(t *testing.T, frontend string) {
 	t.Helper()
+	driveMCPOver(t, frontend, http.DefaultTransport)
+}
+
+// driveMCPOver is driveMCP with the given HTTP transport.
+func driveMCPOver(t *testing.T, frontend string, rt http.RoundTripper) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	client := mcp.NewClient(&mcp.Implementation{Name: "mcpgw-packaging-test", Version: "1.0.0"}, nil)
 	transport := &mcp.StreamableClientTransport{
 		Endpoint:   frontend,
-		HTTPClient: &http.Client{Transport: withAuthorization{"Bearer " + testToken}},
+		HTTPClient: &http.Client{Transport: withAuthorization{"Bearer " + testToken, rt}},
 		MaxRetries: -1,
 	}
 	cs, err := client.Connect(ctx, transport, nil)
@@ -487,12 +503,121 @@ func driveMCP(t *testing.T, frontend string) {
 }
 
 // withAuthorization sets the Authorization header on every request.
-type withAuthorization struct{ value string }
+type withAuthorization struct {
+	value string
+	base  http.RoundTripper
+}
 
 func (a withAuthorization) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("Authorization", a.value)
-	return http.DefaultTransport.RoundTrip(r)
+	return a.base.RoundTrip(r)
+}
+
+// checkProcyonTLS serves with the PingOne Privilege TLS pair
+// (/var/lib/procyon/ssl, read only for the unit) on a port below 1024
+// (CAP_NET_BIND_SERVICE): config in the shape of the one given, without a
+// tls key, so the loader picks the pair up. It leaves the service running
+// with the given config again and no /var/lib/procyon.
+func checkProcyonTLS(t *testing.T, c *container, config, upstream string, adminPort int) {
+	certPEM, keyPEM := selfSignedPair(t)
+	ssl := filepath.Join(c.root, "var/lib/procyon/ssl")
+	if err := os.MkdirAll(ssl, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ssl, "mcpgw-cert.pem"), certPEM, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ssl, "mcpgw-key.pem"), keyPEM, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	c.sh(t, "chown -R root:mcpgw /var/lib/procyon/ssl && chmod 0750 /var/lib/procyon/ssl")
+	defer func() {
+		if err := os.RemoveAll(filepath.Join(c.root, "var/lib/procyon")); err != nil {
+			t.Fatal(err)
+		}
+		configure(t, c, config)
+	}()
+
+	port := privilegedPort(t)
+	frontend := fmt.Sprintf("https://127.0.0.1:%d/mcp", port)
+	configure(t, c, fmt.Sprintf(`server:
+  listen: "127.0.0.1:%d"
+  admin: {listen: "127.0.0.1:%d"}
+identity:
+  dev_users:
+    - {token: %s, user: alice@example.com, groups: [engineers]}
+applications:
+  - name: everything
+    frontend_url: %s
+    upstream_url: %s
+    rules:
+      - name: engineers
+        subjects: {groups: [engineers]}
+        tools: [%s]
+`, port, adminPort, testToken, frontend, upstream, allowedTool))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(certPEM)
+	rt := http.DefaultTransport.(*http.Transport).Clone()
+	rt.TLSClientConfig = &tls.Config{RootCAs: roots}
+	driveMCPOver(t, frontend, rt)
+	if log := c.sh(t, "journalctl -u mcpgw -o cat --no-pager | grep '\"msg\":\"mcpgw serving\"' | tail -1"); !strings.Contains(log, `"tls":true`) {
+		t.Errorf("the service does not say it serves TLS: %s", log)
+	}
+}
+
+// selfSignedPair makes a CA-flagged certificate for 127.0.0.1 and its key, in PEM.
+func selfSignedPair(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "mcpgw packaging test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
+}
+
+// privilegedPort returns a loopback port below 1024 that is free: 443 if it
+// is, else the first free one from 800 up.
+func privilegedPort(t *testing.T) int {
+	t.Helper()
+	for _, p := range append([]int{443}, portRange(800, 1023)...) {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err == nil {
+			l.Close()
+			return p
+		}
+	}
+	t.Fatal("no free loopback port below 1024")
+	return 0
+}
+
+func portRange(from, to int) []int {
+	var ps []int
+	for p := from; p <= to; p++ {
+		ps = append(ps, p)
+	}
+	return ps
 }
 
 // startEverything runs the Go SDK everything server on a host loopback port
