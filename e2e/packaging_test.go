@@ -15,17 +15,10 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"debug/elf"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -43,6 +36,7 @@ import (
 
 	"github.com/mcpgw/mcpgw/e2e/internal/harness"
 	"github.com/mcpgw/mcpgw/internal/procrun"
+	"github.com/mcpgw/mcpgw/internal/testpki"
 )
 
 // maxExposure is the highest `systemd-analyze security` exposure score the
@@ -141,21 +135,7 @@ func TestPackaging(t *testing.T) {
 	upstream := startEverything(t, root, tmp)
 	frontPort, adminPort := freePort(t), freePort(t)
 	frontend := fmt.Sprintf("http://127.0.0.1:%d/mcp", frontPort)
-	config := fmt.Sprintf(`server:
-  listen: "127.0.0.1:%d"
-  admin: {listen: "127.0.0.1:%d"}
-identity:
-  dev_users:
-    - {token: %s, user: alice@example.com, groups: [engineers]}
-applications:
-  - name: everything
-    frontend_url: %s
-    upstream_url: %s
-    rules:
-      - name: engineers
-        subjects: {groups: [engineers]}
-        tools: [%s]
-`, frontPort, adminPort, testToken, frontend, upstream, allowedTool)
+	config := serviceConfig(frontPort, adminPort, frontend, upstream)
 	configure(t, c, config)
 
 	t.Run("mcp", func(t *testing.T) { driveMCP(t, frontend) })
@@ -253,6 +233,26 @@ applications:
 		// rpm keeps an edited %config file beside the package's name.
 		c.wantShow(t, "kept", "test -f "+configPath+".rpmsave && echo kept")
 	})
+}
+
+// serviceConfig is a working configuration: mcpgw on loopback in front of
+// upstream, a dev user allowed one tool.
+func serviceConfig(port, adminPort int, frontend, upstream string) string {
+	return fmt.Sprintf(`server:
+  listen: "127.0.0.1:%d"
+  admin: {listen: "127.0.0.1:%d"}
+identity:
+  dev_users:
+    - {token: %s, user: alice@example.com, groups: [engineers]}
+applications:
+  - name: everything
+    frontend_url: %s
+    upstream_url: %s
+    rules:
+      - name: engineers
+        subjects: {groups: [engineers]}
+        tools: [%s]
+`, port, adminPort, testToken, frontend, upstream, allowedTool)
 }
 
 // installUnconfigured installs a package with the default configuration,
@@ -520,7 +520,8 @@ func (a withAuthorization) RoundTrip(r *http.Request) (*http.Response, error) {
 // tls key, so the loader picks the pair up. It leaves the service running
 // with the given config again and no /var/lib/procyon.
 func checkProcyonTLS(t *testing.T, c *container, config, upstream string, adminPort int) {
-	certPEM, keyPEM := selfSignedPair(t)
+	ca := testpki.NewCA(t)
+	certPEM, keyPEM := ca.Issue(t, 2, time.Now().Add(24*time.Hour), "127.0.0.1", "localhost")
 	ssl := filepath.Join(c.root, "var/lib/procyon/ssl")
 	if err := os.MkdirAll(ssl, 0o755); err != nil {
 		t.Fatal(err)
@@ -541,60 +542,13 @@ func checkProcyonTLS(t *testing.T, c *container, config, upstream string, adminP
 
 	port := privilegedPort(t)
 	frontend := fmt.Sprintf("https://127.0.0.1:%d/mcp", port)
-	configure(t, c, fmt.Sprintf(`server:
-  listen: "127.0.0.1:%d"
-  admin: {listen: "127.0.0.1:%d"}
-identity:
-  dev_users:
-    - {token: %s, user: alice@example.com, groups: [engineers]}
-applications:
-  - name: everything
-    frontend_url: %s
-    upstream_url: %s
-    rules:
-      - name: engineers
-        subjects: {groups: [engineers]}
-        tools: [%s]
-`, port, adminPort, testToken, frontend, upstream, allowedTool))
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(certPEM)
+	configure(t, c, serviceConfig(port, adminPort, frontend, upstream))
 	rt := http.DefaultTransport.(*http.Transport).Clone()
-	rt.TLSClientConfig = &tls.Config{RootCAs: roots}
+	rt.TLSClientConfig = &tls.Config{RootCAs: ca.Pool}
 	driveMCPOver(t, frontend, rt)
 	if log := c.sh(t, "journalctl -u mcpgw -o cat --no-pager | grep '\"msg\":\"mcpgw serving\"' | tail -1"); !strings.Contains(log, `"tls":true`) {
 		t.Errorf("the service does not say it serves TLS: %s", log)
 	}
-}
-
-// selfSignedPair makes a CA-flagged certificate for 127.0.0.1 and its key, in PEM.
-func selfSignedPair(t *testing.T) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "mcpgw packaging test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
 }
 
 // privilegedPort returns a loopback port below 1024 that is free: 443 if it
