@@ -27,3 +27,13 @@ func TestFailureLogIsBoundedAndCounts(t *testing.T) {
 		t.Errorf("the next line must count the 999 suppressed failures and its own: got\n%s", buf.String())
 	}
 }
+
+func TestFailureLogNamesItsKind(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	f := failureLog{msg: "audit write failed"}
+	f.note(log, errors.New("disk full"))
+	if out := buf.String(); !strings.Contains(out, `msg="audit write failed"`) || strings.Contains(out, "upstream") {
+		t.Errorf("an audit failure logged as %s", out)
+	}
+}

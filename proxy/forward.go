@@ -262,10 +262,12 @@ func (s *Server) writeUpstreamError(ctx *fasthttp.RequestCtx, ex *exchange, err 
 	s.failPending(ctx, ex, status, codeUpstream, msg)
 }
 
-// failureLog logs upstream failures at most once a second, each line
-// counting the failures it stands for: an upstream that is down fails every
-// request, and nothing is logged per message (STYLE.md).
+// failureLog logs failures of one kind (upstream exchanges, audit writes)
+// at most once a second, each line counting the failures it stands for: an
+// upstream that is down fails every request, and nothing is logged per
+// message (STYLE.md).
 type failureLog struct {
+	msg   string       // the line's message; "upstream exchange failed" if empty
 	last  atomic.Int64 // unix nanoseconds of the last line
 	count atomic.Int64 // failures since the last line
 }
@@ -282,11 +284,15 @@ func (f *failureLog) noteFor(log *slog.Logger, err error, requestID []byte) {
 		return
 	}
 	f.count.Add(-n)
+	msg := f.msg
+	if msg == "" {
+		msg = "upstream exchange failed"
+	}
 	if len(requestID) > 0 {
-		log.Warn("upstream exchange failed", "error", err.Error(), "failures", n, "request_id", string(requestID))
+		log.Warn(msg, "error", err.Error(), "failures", n, "request_id", string(requestID))
 		return
 	}
-	log.Warn("upstream exchange failed", "error", err.Error(), "failures", n)
+	log.Warn(msg, "error", err.Error(), "failures", n)
 }
 
 var errBodyTooLarge = errors.New("proxy: upstream message too large")

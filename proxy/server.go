@@ -124,6 +124,7 @@ func New(opts Options) (*Server, error) {
 		metrics:  newMetricsRegistry(),
 		idPrefix: requestIDPrefix(),
 	}
+	s.auditFailures.msg = "audit write failed"
 	s.srv = &fasthttp.Server{
 		Handler:               s.Handle,
 		Name:                  "mcpgw",
