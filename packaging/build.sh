@@ -43,4 +43,5 @@ rm -f "$dist"/mcpgw_*.deb "$dist"/mcpgw-*.rpm
 for packager in deb rpm; do
 	"$go" tool nfpm package --config "$dist/nfpm.yaml" --packager "$packager" --target "$dist/" >/dev/null
 done
+rm -f "$dist/nfpm.yaml"
 ls -l "$dist"/*.deb "$dist"/*.rpm
