@@ -2,10 +2,12 @@
 
 // The packaging test (issue 7, DESIGN.md section 9): builds the .deb and .rpm
 // with packaging/build.sh, inspects the .rpm with rpm, scores the unit with
-// systemd-analyze, then installs the .deb into a fresh Debian bookworm root
-// (debootstrap, cached under .cache/packaging/) booted with systemd-nspawn,
-// and drives the installed service with systemctl, dpkg and a Go SDK MCP
-// client on the host (the container shares the host's network).
+// systemd-analyze, installs the .deb into a copy of a Debian bookworm root
+// (debootstrap, cached under .cache/packaging/) first as a chroot, then
+// booted with systemd-nspawn, and drives the installed service with
+// systemctl, dpkg and a Go SDK MCP client on the host (the container shares
+// the host's network); then the same life cycle with the .rpm, through rpm
+// in the container.
 //
 // `make test-packaging` runs it as root after installing debootstrap,
 // systemd-container and rpm. Environment: GO_EVERYTHING_BIN (else built
@@ -92,7 +94,8 @@ func TestPackaging(t *testing.T) {
 	// An image build: systemctl is there but systemd is not running. The
 	// scripts enable the unit and start nothing.
 	t.Run("chroot", func(t *testing.T) {
-		out := run(t, time.Minute, "chroot", c.root, "dpkg", "-i", "/root/mcpgw.deb")
+		inChroot := []string{c.root, "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
+		out := run(t, time.Minute, "chroot", append(inChroot, "dpkg", "-i", "/root/mcpgw.deb")...)
 		if strings.Contains(out, "mcpgw:") {
 			t.Errorf("dpkg -i in a chroot: the scripts said something:\n%s", out)
 		}
@@ -100,7 +103,7 @@ func TestPackaging(t *testing.T) {
 		if target, err := os.Readlink(link); err != nil || target != unitPath {
 			t.Errorf("the unit is not enabled in the chroot: %s -> %q, %v", link, target, err)
 		}
-		run(t, time.Minute, "chroot", c.root, "dpkg", "--purge", "mcpgw")
+		run(t, time.Minute, "chroot", append(inChroot, "dpkg", "--purge", "mcpgw")...)
 		if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("dpkg --purge in a chroot left %s: %v", link, err)
 		}
