@@ -439,7 +439,8 @@ func checkUser(t *testing.T, c *container) {
 // checkProcess reads the running service's credentials from /proc: the
 // mcpgw user, CAP_NET_BIND_SERVICE alone, no new privileges, a seccomp filter.
 func checkProcess(t *testing.T, c *container) {
-	status := c.sh(t, fmt.Sprintf("cat /proc/%d/status", c.mainPID(t)))
+	pid := c.mainPID(t)
+	status := c.sh(t, fmt.Sprintf("cat /proc/%d/status", pid))
 	uid := strings.TrimSpace(c.sh(t, "id -u mcpgw"))
 	const netBindService = "0000000000000400" // 1 << CAP_NET_BIND_SERVICE (10)
 	for _, want := range []string{
@@ -452,6 +453,29 @@ func checkProcess(t *testing.T, c *container) {
 	} {
 		if !strings.Contains(status, want) {
 			t.Errorf("/proc/<mcpgw>/status lacks %q:\n%s", want, status)
+		}
+	}
+
+	// The service's mount namespace: ProtectSystem=strict leaves the tree
+	// read-only but for /var/lib/mcpgw; /tmp is its own; /home is hidden.
+	mountinfo := c.sh(t, fmt.Sprintf("cat /proc/%d/mountinfo", pid))
+	options := map[string]string{} // mount point -> options of the topmost mount
+	for _, line := range strings.Split(strings.TrimSpace(mountinfo), "\n") {
+		// id parent major:minor root mount-point options ...
+		if f := strings.Fields(line); len(f) >= 6 {
+			options[f[4]] = f[5]
+		}
+	}
+	for _, m := range []struct{ point, want string }{
+		{"/", "ro"}, {"/usr", "ro"}, {"/etc", "ro"}, {"/var/lib/mcpgw", "rw"}, {"/tmp", "rw"}, {"/home", "ro"},
+	} {
+		opts, ok := options[m.point]
+		if !ok && m.point != "/" {
+			// Not a mount of its own: it inherits from its parent.
+			opts, ok = options[filepath.Dir(m.point)]
+		}
+		if !ok || !strings.HasPrefix(opts+",", m.want+",") {
+			t.Errorf("in the service's mounts %s is %q, want %s", m.point, opts, m.want)
 		}
 	}
 }
