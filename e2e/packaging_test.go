@@ -116,9 +116,16 @@ func TestPackaging(t *testing.T) {
 	t.Run("user", func(t *testing.T) { checkUser(t, c) })
 	t.Run("version", func(t *testing.T) {
 		got := strings.TrimSpace(c.sh(t, "mcpgw version"))
+		if _, err := os.Stat(filepath.Join(root, ".git")); err != nil {
+			// Outside a git checkout there is nothing to stamp.
+			if got != "mcpgw devel" || debVersion != "0.0.0~devel-1" {
+				t.Errorf("without git: mcpgw version %q, package %q; want mcpgw devel, 0.0.0~devel-1", got, debVersion)
+			}
+			return
+		}
 		v, ok := strings.CutPrefix(got, "mcpgw v")
 		if !ok {
-			t.Fatalf("mcpgw version: got %q, want a stamped module version", got)
+			t.Fatalf("mcpgw version: got %q, want the module version stamped from git", got)
 		}
 		if want := debPackageVersion(v); debVersion != want {
 			t.Errorf("package version %q, want %q (from the binary's %q)", debVersion, want, got)

@@ -21,8 +21,11 @@ mkdir -p "$dist/bin"
 dist=$(cd "$dist" && pwd)
 
 # The machine's GOFLAGS may say -buildvcs=false; the version comes from git.
+# This checkout is what is being built, so git may read it whoever owns it
+# (a CI checkout often belongs to another user than the one building).
+export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0="$root"
 vcs=false
-if git rev-parse --git-dir >/dev/null 2>&1; then
+if command -v git >/dev/null 2>&1 && git rev-parse --git-dir >/dev/null 2>&1; then
 	vcs=true
 fi
 CGO_ENABLED=0 "$go" build -trimpath -buildvcs=$vcs -ldflags='-s -w' -o "$dist/bin/" ./cmd/mcpgw ./cmd/mcpgw-bench
