@@ -31,6 +31,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,6 +76,7 @@ func TestPackaging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stopStaleContainers(t)
 	tmp := t.TempDir()
 
 	deb, rpm := buildPackages(t, root, tmp)
@@ -632,9 +634,8 @@ func startEverything(t *testing.T, root, dir string) string {
 
 // container is a Debian root booted with systemd-nspawn.
 type container struct {
-	root  string // the root directory, also seen from the host
-	init  int    // host pid of the container's PID 1
-	nspwn *procrun.Process
+	root string // the root directory, also seen from the host
+	init int    // host pid of the container's PID 1, once booted
 }
 
 // newRoot copies the cached Debian root into dir.
@@ -652,28 +653,62 @@ func newRoot(t *testing.T, root, dir string) *container {
 func bootContainer(t *testing.T, c *container, dir string) {
 	t.Helper()
 	start := time.Now()
-	p, err := procrun.Start(dir, "nspawn", nil, "systemd-nspawn", "--quiet", "--directory="+c.root,
-		"--register=no", "--keep-unit", "--console=passive", "--boot")
+	logPath := filepath.Join(dir, "nspawn.log")
+	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.nspwn = p
+	cmd := exec.Command("systemd-nspawn", "--quiet", "--directory="+c.root,
+		"--register=no", "--keep-unit", "--console=passive", "--boot")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Its own process group: a terminal's Ctrl-C is for the test, whose
+	// cleanup powers the container off. (A parent-death signal does not
+	// reach nspawn: a run that dies before its cleanups, such as a
+	// -timeout panic, leaves the container to stopStaleContainers.)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var exitErr error
+	go func() {
+		exitErr = cmd.Wait()
+		logFile.Close()
+		close(exited)
+	}()
+	done := func() bool {
+		select {
+		case <-exited:
+			return true
+		default:
+			return false
+		}
+	}
 	t.Cleanup(func() {
 		if t.Failed() && c.init != 0 {
 			out, _, _ := c.exec("systemctl status mcpgw --no-pager; journalctl -u mcpgw --no-pager -n 60")
 			t.Logf("the service in the container:\n%s", out)
 		}
 		// SIGTERM makes systemd-nspawn power the container off in order.
-		if _, killed := p.Stop(30 * time.Second); killed {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
 			t.Errorf("the container did not power off within 30 s; killed")
+			_ = cmd.Process.Kill()
+			if c.init != 0 {
+				_ = syscall.Kill(c.init, syscall.SIGKILL)
+			}
+			<-exited
 		}
 	})
 	waitFor(t, 20*time.Second, "the container's init", func() bool {
-		c.init = containerInit(p.Pid())
-		return c.init != 0 || p.Exited()
+		c.init = containerInit(cmd.Process.Pid)
+		return c.init != 0 || done()
 	})
-	if p.Exited() {
-		t.Fatalf("systemd-nspawn exited: %v\n%s", p.ExitErr(), p.Tail(40))
+	if done() {
+		t.Fatalf("systemd-nspawn exited: %v\n%s", exitErr, procrun.TailFile(logPath, 40))
 	}
 	// is-system-running fails until the container's bus is up; --wait then
 	// waits for the boot to end.
@@ -688,12 +723,72 @@ func bootContainer(t *testing.T, c *container, dir string) {
 		if state == "running" || state == "degraded" {
 			break
 		}
-		if p.Exited() || time.Now().After(deadline) {
-			t.Fatalf("the container did not boot: %q %s\nsystemd-nspawn: %s", state, stderr, p.Tail(40))
+		if done() || time.Now().After(deadline) {
+			t.Fatalf("the container did not boot: %q %s\nsystemd-nspawn: %s", state, stderr, procrun.TailFile(logPath, 40))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("container booted in %v", time.Since(start).Round(100*time.Millisecond))
+}
+
+// stopStaleContainers powers off the containers that earlier runs of this
+// test left running (a run killed before its cleanups), found by the root
+// directory on their nspawn command line, and deletes those runs'
+// temporary folders.
+func stopStaleContainers(t *testing.T) {
+	t.Helper()
+	tempRoot := filepath.Join(os.TempDir(), "TestPackaging")
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, path := range cmdlines {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if filepath.Base(args[0]) != "systemd-nspawn" {
+			continue
+		}
+		var dir string
+		for _, a := range args {
+			if d, ok := strings.CutPrefix(a, "--directory="); ok && strings.HasPrefix(d, tempRoot) {
+				dir = d
+			}
+		}
+		if dir == "" {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
+		t.Logf("powering off a container an earlier run left: systemd-nspawn %d, root %s", pid, dir)
+		init := containerInit(pid)
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		deadline := time.Now().Add(30 * time.Second)
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Millisecond)
+		}
+		if alive(pid) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			if init != 0 {
+				_ = syscall.Kill(init, syscall.SIGKILL)
+			}
+		}
+		// dir is <TempDir>/TestPackaging<n>/<m>/root.
+		if run := filepath.Dir(filepath.Dir(dir)); strings.HasPrefix(run, tempRoot) {
+			if err := os.RemoveAll(run); err != nil {
+				t.Logf("cannot remove %s: %v", run, err)
+			}
+		}
+	}
+}
+
+// alive reports whether pid is a process that has not exited (a zombie
+// counts as exited).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	return !strings.HasPrefix(rest, "Z") && !strings.HasPrefix(rest, "X")
 }
 
 // containerInit returns the pid of systemd-nspawn's child running systemd,
