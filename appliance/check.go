@@ -19,7 +19,7 @@ import (
 // what serve needs from the machine and the network; exit 1 on any FAIL.
 func runCheck(args []string, env Env) int {
 	fs, cfgPath := newFlags("check", env)
-	offline := fs.Bool("offline", false, "skip the network checks (upstreams, identity provider)")
+	offline := fs.Bool("offline", false, "skip the network checks (upstreams, identity provider) and fail only on what stops serve (an expired certificate is then a warning)")
 	timeout := fs.Duration("timeout", 5*time.Second, "bound of each network check")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code

@@ -243,6 +243,14 @@ func TestCheckPreflightFailures(t *testing.T) {
 		})
 	}
 
+	// Offline, an expired certificate does not stop serve and so is only
+	// a warning: the unit's start gate does not keep the gateway down.
+	expired := checkFixture(t, time.Now().Add(-time.Hour), []string{"localhost", "127.0.0.1"}, idp.URL, up.URL)
+	if code, out, _ := runMain("check", "--offline", "--config", expired); code != ExitOK ||
+		!hasLine(preflightLines(out), "warn  tls:", "the certificate expired on") {
+		t.Errorf("check --offline with an expired certificate: exit %d, want %d and a warning:\n%s", code, ExitOK, out)
+	}
+
 	// The upstream refuses the configured credentials.
 	dir := fixtureDir(t)
 	cfg := writeFile(t, dir, "mcpgw.yaml", `identity:
