@@ -60,7 +60,10 @@ func Main(args []string, env Env) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   mcpgw serve   [--config F]      run the gateway (default subcommand)
-  mcpgw check   [--config F]      validate config, print each app's compiled rules
+  mcpgw check   [--config F] [--offline] [--timeout D]
+                                  validate config, print each app's compiled rules, then the
+                                  preflight: secrets, env file, TLS, upstreams, identity provider
+                                  (--offline: no network; fail only on what stops serve)
   mcpgw explain [--config F] --app NAME --user U [--groups G,..] --method M --name N
                                   would this be allowed, by which rule, why
   mcpgw audit   sessions|activity|tail|verify [--config F] [filters] [--json]
