@@ -52,13 +52,6 @@ type Message struct {
 	// HasMetaClientCapabilities reports whether
 	// params._meta["io.modelcontextprotocol/clientCapabilities"] is present.
 	HasMetaClientCapabilities bool
-	// MetaClientCapabilities is the raw span of that member (nil when
-	// absent).
-	MetaClientCapabilities []byte
-	// RequestState is the decoded params.requestState of a tools/call or
-	// prompts/get retry after an input-required result (2026-07-28); nil
-	// when absent.
-	RequestState []byte
 
 	// ProtocolVersion is the decoded params.protocolVersion of an initialize
 	// request, or result.protocolVersion of a result (the initialize result).

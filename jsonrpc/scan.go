@@ -41,7 +41,6 @@ const (
 	slotErrorCode
 	slotList
 	slotCacheScope
-	slotRequestState
 	numSlots
 )
 
@@ -121,7 +120,6 @@ var (
 		{"clientInfo", actObject, slotClientInfo, &clientInfoLevel},
 		{"capabilities", actObject, slotCapabilities, &capabilitiesLevel},
 		{"notifications", actObject, slotNotifications, &notificationsLevel},
-		{"requestState", actString, slotRequestState, nil},
 	}}
 	resultLevel = level{fields: []field{
 		{"protocolVersion", actString, slotResultProtocolVersion, nil},
@@ -455,9 +453,8 @@ func (s *Scanner) finish(m *Message) error {
 	relevant := uint64(always)
 	switch string(method) {
 	case "tools/call", "prompts/get":
-		relevant |= 1<<slotName | 1<<slotRequestState
+		relevant |= 1 << slotName
 		m.Name = v[slotName]
-		m.RequestState = v[slotRequestState]
 	case "resources/read", "resources/subscribe", "resources/unsubscribe":
 		relevant |= 1 << slotURI
 		m.Name = v[slotURI]
@@ -491,7 +488,6 @@ func (s *Scanner) finish(m *Message) error {
 	m.HasMeta = has(slotMeta)
 	m.MetaProtocolVersion = v[slotMetaProtocolVersion]
 	m.HasMetaClientCapabilities = has(slotMetaClientCapabilities)
-	m.MetaClientCapabilities = v[slotMetaClientCapabilities]
 	switch m.Kind {
 	case KindRequest, KindNotification:
 		m.ProtocolVersion = v[slotProtocolVersion]

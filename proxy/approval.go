@@ -5,7 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"io"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 
@@ -62,7 +62,7 @@ func (s *Server) approval(r *route, ex *exchange, m *jsonrpc.Message, rule strin
 	url := r.origin + approvalPath + id
 	v.reason = "approval request " + id
 	switch {
-	case modern && declaresURLElicitation(m.MetaClientCapabilities):
+	case modern && declaresURLElicitation(m.Params):
 		v.result = appendApprovalInputRequired(ex.tmp[:0], id, url)
 		ex.tmp = v.result
 		v.reason += " (input_required)"
@@ -117,72 +117,77 @@ func appendApprovalInputRequired(b []byte, id, url string) []byte {
 	return append(b, '}')
 }
 
-// declaresURLElicitation reports whether a 2026-07-28 request's
-// _meta clientCapabilities declare elicitation.url. Anything unreadable
-// declares nothing: the client then gets the plain -31002 error.
-func declaresURLElicitation(caps []byte) bool {
-	if len(caps) == 0 {
+// declaresURLElicitation reports whether a 2026-07-28 request's params
+// declare elicitation.url in _meta's clientCapabilities. It runs on the
+// refusal path only, so the scanner keeps no span for it. Anything
+// unreadable declares nothing: the client then gets the plain -31002.
+func declaresURLElicitation(params []byte) bool {
+	var p struct {
+		Meta struct {
+			Caps struct {
+				Elicitation *struct {
+					URL json.RawMessage `json:"url"`
+				} `json:"elicitation"`
+			} `json:"io.modelcontextprotocol/clientCapabilities"`
+		} `json:"_meta"`
+	}
+	if err := json.Unmarshal(params, &p); err != nil || p.Meta.Caps.Elicitation == nil {
 		return false
 	}
-	var c struct {
-		Elicitation *struct {
-			URL json.RawMessage `json:"url"`
-		} `json:"elicitation"`
-	}
-	if err := json.Unmarshal(caps, &c); err != nil || c.Elicitation == nil {
-		return false
-	}
-	u := bytes.TrimSpace(c.Elicitation.URL)
+	u := bytes.TrimSpace(p.Meta.Caps.Elicitation.URL)
 	return len(u) > 0 && u[0] == '{'
 }
 
-// isApprovalState reports whether a retry's requestState is one the
-// gateway issued for an approval. It is never trusted: the retry is
-// authorized afresh; the state only says whose it is.
-func isApprovalState(state []byte) bool {
-	return bytes.HasPrefix(state, []byte(approvalState))
+// mayCarryApprovalState is the hot path's cheap test for a retry of an
+// input-required result of the gateway's: its params hold the gateway's
+// requestState prefix somewhere. withoutApprovalState reads them properly.
+func mayCarryApprovalState(m *jsonrpc.Message) bool {
+	return bytes.Equal(m.Method, []byte("tools/call")) && bytes.Contains(m.Params, []byte(approvalState))
 }
 
 // withoutApprovalState appends to dst the retried request without the
 // gateway's requestState and inputResponses, which its upstream never
-// asked for. Every other member of params is kept byte for byte, in order.
-// A retry also answering anything but the gateway's input request is
-// refused: the upstream issued no state for it.
-func withoutApprovalState(dst []byte, m *jsonrpc.Message) ([]byte, error) {
+// asked for; ours is false (and dst unchanged) when params.requestState is
+// absent or not the gateway's. Every other member of params is kept byte
+// for byte, in order. The state is never trusted: the retry is authorized
+// afresh; it only says whose the state is. A requestState that is not one
+// string, or a retry also answering anything but the gateway's input
+// request, is refused: the upstream issued no state for it.
+func withoutApprovalState(dst []byte, m *jsonrpc.Message) (out []byte, ours bool, err error) {
 	dec := json.NewDecoder(bytes.NewReader(m.Params))
 	dec.UseNumber()
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return dst, errors.New("params must be an object")
+		return dst, false, errors.New("params must be an object")
 	}
+	start := len(dst)
 	dst = append(dst, `{"jsonrpc":"2.0","id":`...)
 	dst = append(dst, m.ID...)
 	dst = append(dst, `,"method":`...)
 	dst = jsonrpc.AppendQuoted(dst, string(m.Method))
 	dst = append(dst, `,"params":{`...)
-	first := true
+	first, states := true, 0
+	var responses json.RawMessage
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
-			return dst, err
+			return dst[:start], false, err
 		}
 		key, _ := t.(string)
 		var val json.RawMessage
 		if err := dec.Decode(&val); err != nil {
-			return dst, err
+			return dst[:start], false, err
 		}
 		switch key {
 		case "requestState":
+			var state string
+			if err := json.Unmarshal(val, &state); err != nil {
+				return dst[:start], false, errors.New("requestState must be a string")
+			}
+			states++
+			ours = strings.HasPrefix(state, approvalState)
 			continue
 		case "inputResponses":
-			var responses map[string]json.RawMessage
-			if err := json.Unmarshal(val, &responses); err != nil {
-				return dst, errors.New("inputResponses must be an object")
-			}
-			for k := range responses {
-				if k != approvalKey {
-					return dst, errors.New("inputResponses answers a request the gateway did not make")
-				}
-			}
+			responses = val
 			continue
 		}
 		if !first {
@@ -194,12 +199,26 @@ func withoutApprovalState(dst []byte, m *jsonrpc.Message) ([]byte, error) {
 		dst = append(dst, val...)
 	}
 	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
-		return dst, errors.New("params must be an object")
+		return dst[:start], false, errors.New("params must be an object")
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return dst, errors.New("data after params")
+	if states > 1 {
+		return dst[:start], false, errors.New("requestState given more than once")
 	}
-	return append(dst, "}}"...), nil
+	if !ours {
+		return dst[:start], false, nil
+	}
+	if responses != nil {
+		var answered map[string]json.RawMessage
+		if err := json.Unmarshal(responses, &answered); err != nil {
+			return dst[:start], false, errors.New("inputResponses must be an object")
+		}
+		for k := range answered {
+			if k != approvalKey {
+				return dst[:start], false, errors.New("inputResponses answers a request the gateway did not make")
+			}
+		}
+	}
+	return append(dst, "}}"...), true, nil
 }
 
 // writeRPCResult answers a request with a result the gateway made.

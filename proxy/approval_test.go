@@ -189,9 +189,9 @@ func TestWithoutApprovalState(t *testing.T) {
 	if err := s.Scan([]byte(body), &m); err != nil {
 		t.Fatal(err)
 	}
-	got, err := withoutApprovalState(nil, &m)
-	if err != nil {
-		t.Fatal(err)
+	got, ours, err := withoutApprovalState(nil, &m)
+	if err != nil || !ours {
+		t.Fatal(ours, err)
 	}
 	want := `{"jsonrpc":"2.0","id":"a1","method":"tools/call","params":{"name":"delete_items","arguments":{"x":[1, 2.50]},"_meta":{"progressToken":7}}}`
 	if string(got) != want {
@@ -201,14 +201,40 @@ func TestWithoutApprovalState(t *testing.T) {
 	if err := s.Scan(got, &back); err != nil || string(back.Arguments) != `{"x":[1, 2.50]}` {
 		t.Errorf("the stripped request does not scan the same: %v %s", err, back.Arguments)
 	}
+	scan := func(body string) *jsonrpc.Message {
+		t.Helper()
+		if err := s.Scan([]byte(body), &m); err != nil {
+			t.Fatal(err)
+		}
+		return &m
+	}
+	// An upstream's own state, even one that mentions the gateway's
+	// prefix elsewhere, is left alone.
+	for _, other := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"note":"` + approvalState + `"},"requestState":"upstream-state"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"note":"` + approvalState + `"}}}`,
+	} {
+		if out, ours, err := withoutApprovalState([]byte("x"), scan(other)); err != nil || ours || string(out) != "x" {
+			t.Errorf("%s: got %q %v %v, want it left alone", other, out, ours, err)
+		}
+	}
+	// An escaped state is the gateway's all the same.
+	escaped := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","requestState":"mcpgw\u002dapproval:apr_1"}}`
+	if _, ours, err := withoutApprovalState(nil, scan(escaped)); err != nil || !ours {
+		t.Errorf("escaped state: %v %v", ours, err)
+	}
+	// Two states cannot be read with certainty: the scanner refuses any
+	// duplicate key in params.
+	dup := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","requestState":"` + approvalState + `x","requestState":"other"}}`
+	if err := s.Scan([]byte(dup), &m); err == nil {
+		t.Error("the scanner accepted two requestState members")
+	}
 	for _, bad := range []string{
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","inputResponses":[],"requestState":"` + approvalState + `x"}}`,
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","inputResponses":{"k":{}},"requestState":"` + approvalState + `x"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","requestState":{"s":"` + approvalState + `x"}}}`,
 	} {
-		if err := s.Scan([]byte(bad), &m); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := withoutApprovalState(nil, &m); err == nil {
+		if _, _, err := withoutApprovalState(nil, scan(bad)); err == nil {
 			t.Errorf("accepted %s", bad)
 		}
 	}

@@ -109,16 +109,19 @@ func (s *Server) servePost(ctx *fasthttp.RequestCtx, r *route, p *identity.Princ
 	ex.elicitURL = hasSession && sess.ElicitationURL && sess.ProtocolVersion >= version20251125
 
 	fwd := body
-	if modern && m.Kind == jsonrpc.KindRequest && isApprovalState(m.RequestState) {
-		// The retry of a call the gateway answered input_required for
-		// approval: the upstream never issued that state (approval.go).
-		// A rare path, so a fresh buffer nothing below reuses.
-		nb, err := withoutApprovalState(nil, m)
+	if modern && m.Kind == jsonrpc.KindRequest && mayCarryApprovalState(m) {
+		// Maybe the retry of a call the gateway answered input_required
+		// for approval: the upstream never issued that state
+		// (approval.go). A rare path, so a fresh buffer nothing below
+		// reuses.
+		nb, ours, err := withoutApprovalState(nil, m)
 		if err != nil {
 			s.refuse(ctx, r, ex, m, len(body), fasthttp.StatusBadRequest, jsonrpc.InvalidParams, "Invalid params: "+err.Error())
 			return
 		}
-		fwd = nb
+		if ours {
+			fwd = nb
+		}
 	}
 	switch m.Kind {
 	case jsonrpc.KindRequest:
