@@ -560,31 +560,15 @@ func (l *Log) MarkAudited(id, by, comment string) error {
 	if _, err := l.Session(id); err != nil {
 		return err
 	}
-	seq, err := l.Append(&Record{
+	// Waited for in either durability mode (in Async mode without the
+	// fsync), so that the caller's next query shows the mark.
+	_, err := l.append(&Record{
 		Kind:         KindAdmin,
 		SessionID:    id,
 		User:         by,
 		ResourceType: ResourceTypeMCP,
 		Method:       MethodSessionsAudited,
 		Reason:       comment,
-	})
-	if err != nil {
-		return err
-	}
-	// In Async mode Append returns before the commit; wait for it, so
-	// that the caller's next query shows the mark.
-	for deadline := time.Now().Add(markWait); ; time.Sleep(time.Millisecond) {
-		if head, _ := l.Last(); head >= seq {
-			return nil
-		}
-		if err := l.Err(); err != nil {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("auditlog: the audit mark (seq %d) was not committed within %v", seq, markWait)
-		}
-	}
+	}, true)
+	return err
 }
-
-// markWait bounds MarkAudited's wait for the commit of its record.
-const markWait = 10 * time.Second
