@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/bits"
 	"net"
 	"os"
 	"sync"
@@ -464,20 +465,12 @@ func (s *sessionsSeen) estimate(now int64) float64 {
 	}
 	zeros := 0
 	for _, w := range union {
-		zeros += 64 - onesCount(w)
+		zeros += 64 - bits.OnesCount64(w)
 	}
 	if zeros == 0 {
 		return sessionBits * math.Log(sessionBits) // saturated: the estimator's upper bound
 	}
 	return math.Round(-sessionBits * math.Log(float64(zeros)/sessionBits))
-}
-
-func onesCount(w uint64) int {
-	n := 0
-	for ; w != 0; w &= w - 1 {
-		n++
-	}
-	return n
 }
 
 // sessionHash is a session's bitmap hash: its audit id is hex of SHA-256,
