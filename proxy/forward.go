@@ -207,9 +207,9 @@ func (s *Server) mintSession(ctx *fasthttp.RequestCtx, r *route, ex *exchange, p
 		return false
 	}
 	ctx.Response.Header.Set("Mcp-Session-Id", id)
-	r.metrics.sessionStarted(auditSessionID([]byte(id)), ctx)
+	sid := auditSessionID([]byte(id))
+	r.metrics.sessionStarted(sid, ctx)
 	if s.audit != nil {
-		sid := auditSessionID([]byte(id))
 		ex.scope.version = append(ex.scope.version[:0], m.ProtocolVersion...)
 		s.auditSession(&ex.scope, sid, true, &ex.client, "")
 		ex.pending[0].session = sid
