@@ -41,6 +41,8 @@ func Main(args []string, env Env) int {
 		return runCheck(args, env)
 	case "explain":
 		return runExplain(args, env)
+	case "tools":
+		return runTools(args, env)
 	case "audit":
 		return runAudit(args, env)
 	case "approvals":
@@ -64,6 +66,8 @@ func usage(w io.Writer) {
                                   validate config, print each app's compiled rules, then the
                                   preflight: secrets, env file, TLS, upstreams, identity provider
                                   (--offline: no network; fail only on what stops serve)
+  mcpgw tools   [--config F] --app NAME [--match REGEX] [--as USER [--groups G,..]]
+                                  list the upstream's tools and the rules that match each
   mcpgw explain [--config F] --app NAME --user U [--groups G,..] --method M --name N
                                   would this be allowed, by which rule, why
   mcpgw audit   sessions|activity|tail|verify [--config F] [filters] [--json]
