@@ -9,7 +9,6 @@ const RedactedValue = `"[redacted]"`
 // steady state it does not allocate.
 type Redactor struct {
 	out     []byte
-	redact  func(key []byte) bool
 	scratch []byte // unescaped keys
 }
 
@@ -21,13 +20,15 @@ type Redactor struct {
 // dst is returned as it was. The key passed to redact is valid only during
 // the call.
 func (w *Redactor) AppendRedacted(dst, doc []byte, redact func(key []byte) bool) ([]byte, error) {
-	w.out, w.redact = dst, redact
-	i, err := w.value(doc, skipSpace(doc, 0), 0)
+	// redact is passed down, not kept in w: kept, a closure the caller
+	// builds per call would escape to the heap.
+	w.out = dst
+	i, err := w.value(doc, skipSpace(doc, 0), 0, redact)
 	if err == nil && skipSpace(doc, i) != len(doc) {
 		err = ErrTrailingData
 	}
 	out := w.out
-	w.out, w.redact = nil, nil
+	w.out = nil
 	if err != nil {
 		return dst, err
 	}
@@ -36,7 +37,7 @@ func (w *Redactor) AppendRedacted(dst, doc []byte, redact func(key []byte) bool)
 
 // value copies the value at doc[i] (after whitespace), redacting inside
 // it, and returns the position after it.
-func (w *Redactor) value(doc []byte, i, depth int) (int, error) {
+func (w *Redactor) value(doc []byte, i, depth int, redact func(key []byte) bool) (int, error) {
 	j := skipSpace(doc, i)
 	w.out = append(w.out, doc[i:j]...)
 	if i = j; i >= len(doc) {
@@ -44,9 +45,9 @@ func (w *Redactor) value(doc []byte, i, depth int) (int, error) {
 	}
 	switch doc[i] {
 	case '{':
-		return w.object(doc, i, depth+1)
+		return w.object(doc, i, depth+1, redact)
 	case '[':
-		return w.array(doc, i, depth+1)
+		return w.array(doc, i, depth+1, redact)
 	}
 	end, err := skipValue(doc, i, depth)
 	if err != nil {
@@ -56,7 +57,7 @@ func (w *Redactor) value(doc []byte, i, depth int) (int, error) {
 	return end, nil
 }
 
-func (w *Redactor) object(doc []byte, i, depth int) (int, error) {
+func (w *Redactor) object(doc []byte, i, depth int, redact func(key []byte) bool) (int, error) {
 	if depth > MaxDepth {
 		return i, ErrDepth
 	}
@@ -76,7 +77,7 @@ func (w *Redactor) object(doc []byte, i, depth int) (int, error) {
 			w.scratch = appendUnescaped(w.scratch[:0], raw)
 			key = w.scratch
 		}
-		if w.redact(key) {
+		if redact(key) {
 			v := skipSpace(doc, next)
 			end, err := skipValue(doc, v, depth)
 			if err != nil {
@@ -85,7 +86,7 @@ func (w *Redactor) object(doc []byte, i, depth int) (int, error) {
 			w.out = append(w.out, doc[next:v]...)
 			w.out = append(w.out, RedactedValue...)
 			j = end
-		} else if j, err = w.value(doc, next, depth); err != nil {
+		} else if j, err = w.value(doc, next, depth, redact); err != nil {
 			return j, err
 		}
 		if j, done, err = w.separator(doc, j, '}'); err != nil || done {
@@ -94,7 +95,7 @@ func (w *Redactor) object(doc []byte, i, depth int) (int, error) {
 	}
 }
 
-func (w *Redactor) array(doc []byte, i, depth int) (int, error) {
+func (w *Redactor) array(doc []byte, i, depth int, redact func(key []byte) bool) (int, error) {
 	if depth > MaxDepth {
 		return i, ErrDepth
 	}
@@ -105,7 +106,7 @@ func (w *Redactor) array(doc []byte, i, depth int) (int, error) {
 	}
 	for {
 		var err error
-		if j, err = w.value(doc, j, depth); err != nil {
+		if j, err = w.value(doc, j, depth, redact); err != nil {
 			return j, err
 		}
 		if j, done, err = w.separator(doc, j, ']'); err != nil || done {
