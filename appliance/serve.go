@@ -221,12 +221,12 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 		audit.readiness(&rd)
 		return rd
 	})
-	adminSrv.mountAudit(audit.log, func() RolesConfig { return current.Load().cfg.Roles },
-		adminUserVerifier(&current, isLoopbackAddr(adminLn.Addr())))
-	adminSrv.mountApprovals(approvals, func() RolesConfig { return current.Load().cfg.Roles }, adminUserVerifier(&current, isLoopbackAddr(adminLn.Addr())))
+	roles := func() RolesConfig { return current.Load().cfg.Roles }
+	verifyUser := adminUserVerifier(&current, isLoopbackAddr(adminLn.Addr()))
+	adminSrv.mountAudit(audit.log, roles, verifyUser)
+	adminSrv.mountApprovals(approvals, roles, verifyUser)
 	adminSrv.mux.Handle("GET /metrics", newMetricsHandler(audit, approvals, srv))
-	adminSrv.mountOps(applyReload, func() *compiled { return current.Load() },
-		adminUserVerifier(&current, isLoopbackAddr(adminLn.Addr())))
+	adminSrv.mountOps(applyReload, func() *compiled { return current.Load() }, verifyUser)
 	admin := newAdminHTTPServer(adminSrv, log.With("component", "admin"))
 
 	errc := make(chan error, 1)
