@@ -110,22 +110,11 @@ func (r *identityRuntime) attach(ctx context.Context, comp *compiled) (err error
 		// The metadata sends clients to the provider.
 		comp.snap.IdentityHandler = identity.ProtectedResourceHandler(apps, []string{v.Issuer()})
 	default: // broker
-		env := id.Env
-		if env["OIDC_CLIENT_ID"].Reveal() == "" {
+		if id.Env["OIDC_CLIENT_ID"].Reveal() == "" {
 			return nil // dev users only
 		}
 		base := strings.TrimSuffix(cfg.Server.URL, "/")
-		up, err := identity.NewOIDCUpstream(ctx, identity.OIDCConfig{
-			Issuer:       id.Issuer,
-			ClientID:     env["OIDC_CLIENT_ID"].Reveal(),
-			ClientSecret: env["OIDC_CLIENT_SECRET"].Reveal(),
-			AuthURL:      env["OIDC_AUTH_URL"].Reveal(),
-			TokenURL:     env["OIDC_TOKEN_URL"].Reveal(),
-			UserURL:      env["OIDC_USER_URL"].Reveal(),
-			Scopes:       []string{env["OIDC_SCOPES"].Reveal()},
-			RedirectURL:  base + "/oauth/callback",
-			GroupsClaim:  id.GroupsClaim,
-		})
+		up, err := identity.NewOIDCUpstream(ctx, oidcConfig(cfg))
 		if err != nil {
 			return fmt.Errorf("cannot set up the login at the identity provider: %w", err)
 		}
@@ -159,6 +148,24 @@ func (r *identityRuntime) attach(ctx context.Context, comp *compiled) (err error
 		}
 	}
 	return nil
+}
+
+// oidcConfig is the broker's login at the identity provider, from the
+// identity section and its env file. check's preflight builds the same.
+func oidcConfig(cfg *Config) identity.OIDCConfig {
+	id := &cfg.Identity
+	env := id.Env
+	return identity.OIDCConfig{
+		Issuer:       id.Issuer,
+		ClientID:     env["OIDC_CLIENT_ID"].Reveal(),
+		ClientSecret: env["OIDC_CLIENT_SECRET"].Reveal(),
+		AuthURL:      env["OIDC_AUTH_URL"].Reveal(),
+		TokenURL:     env["OIDC_TOKEN_URL"].Reveal(),
+		UserURL:      env["OIDC_USER_URL"].Reveal(),
+		Scopes:       []string{env["OIDC_SCOPES"].Reveal()},
+		RedirectURL:  strings.TrimSuffix(cfg.Server.URL, "/") + "/oauth/callback",
+		GroupsClaim:  id.GroupsClaim,
+	}
 }
 
 // resourceIssuer is identity.issuer or, when it is not written, derived

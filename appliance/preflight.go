@@ -389,16 +389,9 @@ func (p *preflight) identityProvider(ctx context.Context) {
 		defer v.Close()
 		p.discovered(issuer, v.Discover(ctx))
 	case id.Env["OIDC_CLIENT_ID"].Reveal() != "":
-		up, err := identity.NewOIDCUpstream(ctx, identity.OIDCConfig{
-			Issuer:      id.Issuer,
-			ClientID:    id.Env["OIDC_CLIENT_ID"].Reveal(),
-			AuthURL:     id.Env["OIDC_AUTH_URL"].Reveal(),
-			TokenURL:    id.Env["OIDC_TOKEN_URL"].Reveal(),
-			UserURL:     id.Env["OIDC_USER_URL"].Reveal(),
-			RedirectURL: strings.TrimSuffix(p.cfg.Server.URL, "/") + "/oauth/callback",
-			GroupsClaim: id.GroupsClaim,
-			HTTPClient:  p.client,
-		})
+		oc := oidcConfig(p.cfg)
+		oc.HTTPClient = p.client
+		up, err := identity.NewOIDCUpstream(ctx, oc)
 		if err != nil {
 			p.add(levelFail, "identity provider", "%v", redactSecrets(err, p.cfg))
 			return
