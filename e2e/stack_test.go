@@ -88,6 +88,18 @@ func (g *procGroup) start(name, addr string, env []string, bin string, args ...s
 	return p
 }
 
+// startMcpgw writes cfg to mcpgw.yaml in the group's folder and starts
+// mcpgw serve on it, listening on listen. It returns the process and the
+// file's path.
+func (g *procGroup) startMcpgw(listen, cfg string) (*procrun.Process, string) {
+	g.t.Helper()
+	path := filepath.Join(g.dir, "mcpgw.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		g.t.Fatal(err)
+	}
+	return g.start("mcpgw", listen, nil, mcpgwBin, "serve", "--config", path), path
+}
+
 // stop ends p before the test does, on purpose.
 func (g *procGroup) stop(p *procrun.Process) {
 	p.Stop(stopGrace)
@@ -135,11 +147,7 @@ applications:
         deny_tools: [test_error_handling]
 audit: {dir: %q}
 `, listen, filepath.Join(dir, "data"), admin, aliceToken, bobToken, frontend, rec.URL, filepath.Join(dir, "audit"))
-	cfgPath := filepath.Join(dir, "mcpgw.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	start("mcpgw", listen, mcpgwBin, "serve", "--config", cfgPath)
+	g.startMcpgw(listen, cfg)
 	return &stack{URL: frontend, UpstreamURL: "http://" + upstreamAddr + "/mcp", Upstream: rec}
 }
 
