@@ -598,22 +598,13 @@ func TestValidRequestID(t *testing.T) {
 // TestMetricsHotPathAllocs asserts that counting adds no allocation: a
 // request's outcome, its count and latency, and its request id.
 func TestMetricsHotPathAllocs(t *testing.T) {
-	s, err := New(Options{Sessions: mustCodec(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &route{name: "app", metrics: s.metrics.app("app")}
-	var scan jsonrpc.Scanner
-	var m jsonrpc.Message
-	if err := scan.Scan([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}`), &m); err != nil {
-		t.Fatal(err)
-	}
+	s, r, m := metricsFixture(t)
 	var ctx fasthttp.RequestCtx
 	ctx.Request.Header.SetMethod(fasthttp.MethodPost)
 	v := verdict{}
 	allocs := testing.AllocsPerRun(1000, func() {
 		var o outcome
-		o.note(&m, &v)
+		o.note(m, &v)
 		o.allow()
 		o.upstreamStatus(200)
 		s.setRequestID(&ctx, nil, true)
@@ -690,6 +681,23 @@ func TestHandleAllocs(t *testing.T) {
 	}
 }
 
+// metricsFixture is a Server, a route of it and a scanned tools/call, for
+// the per-request metrics test and benchmark.
+func metricsFixture(tb testing.TB) (*Server, *route, *jsonrpc.Message) {
+	tb.Helper()
+	s, err := New(Options{Sessions: mustCodec(tb)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r := &route{name: "app", metrics: s.metrics.app("app")}
+	var scan jsonrpc.Scanner
+	m := new(jsonrpc.Message)
+	if err := scan.Scan([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}`), m); err != nil {
+		tb.Fatal(err)
+	}
+	return s, r, m
+}
+
 func mustCodec(t testing.TB) *identity.SessionCodec {
 	t.Helper()
 	c, err := identity.NewSessionCodec(bytes.Repeat([]byte{7}, 32))
@@ -703,16 +711,7 @@ func mustCodec(t testing.TB) *identity.SessionCodec {
 // session: its outcome, count and latency, its request id, the session's
 // bit. Compare with BenchmarkToolsCallGateway (the whole exchange).
 func BenchmarkMetricsPerRequest(b *testing.B) {
-	s, err := New(Options{Sessions: mustCodec(b)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	r := &route{name: "app", metrics: s.metrics.app("app")}
-	var scan jsonrpc.Scanner
-	var m jsonrpc.Message
-	if err := scan.Scan([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}`), &m); err != nil {
-		b.Fatal(err)
-	}
+	s, r, m := metricsFixture(b)
 	var ctx fasthttp.RequestCtx
 	ctx.Request.Header.SetMethod(fasthttp.MethodPost)
 	v := verdict{}
@@ -720,7 +719,7 @@ func BenchmarkMetricsPerRequest(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var o outcome
-		o.note(&m, &v)
+		o.note(m, &v)
 		o.allow()
 		o.upstreamStatus(200)
 		s.setRequestID(&ctx, nil, true)
