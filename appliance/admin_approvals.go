@@ -341,25 +341,8 @@ func readStrictBody(r *http.Request, v any, optional bool) error {
 	return nil
 }
 
-// writeAccessError answers an access error with its status (the mapping
-// of access/types.go).
+// writeAccessError answers an access error with its status (accessProblem).
 func writeAccessError(w http.ResponseWriter, err error) {
-	msg := strings.TrimPrefix(err.Error(), "access: ")
-	switch {
-	case errors.Is(err, access.ErrUnknownRequest):
-		writeAdminError(w, http.StatusNotFound, "not_found", "no such approval request")
-	case errors.Is(err, access.ErrUnknownGrant):
-		writeAdminError(w, http.StatusNotFound, "not_found", "no such grant")
-	case errors.Is(err, access.ErrNotApprover), errors.Is(err, access.ErrSelfApproval):
-		writeAdminError(w, http.StatusForbidden, "forbidden", msg)
-	case errors.Is(err, access.ErrAlreadyDecided), errors.Is(err, access.ErrNotPending):
-		writeAdminError(w, http.StatusConflict, "conflict", msg)
-	case errors.Is(err, access.ErrUnknownFlow), errors.Is(err, access.ErrNoApproval),
-		errors.Is(err, access.ErrMixedFlows), errors.Is(err, access.ErrBadRequest):
-		writeAdminError(w, http.StatusBadRequest, "bad_request", msg)
-	case errors.Is(err, access.ErrBusy):
-		writeAdminError(w, http.StatusServiceUnavailable, "unavailable", msg)
-	default:
-		writeAdminError(w, http.StatusInternalServerError, "internal", "cannot read or change the approval state")
-	}
+	status, code, msg := accessProblem(err)
+	writeAdminError(w, status, code, msg)
 }

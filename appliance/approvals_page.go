@@ -420,7 +420,7 @@ func (pg *approvalsPage) serveCreate(w http.ResponseWriter, r *http.Request, hos
 	tools := strings.FieldsFunc(f.Get("tools"), func(c rune) bool { return c == ',' || unicode.IsSpace(c) })
 	req, created, err := svc.Request(v.p.User, v.p.Groups, f.Get("app"), tools, f.Get("reason"))
 	if err != nil {
-		status, msg := accessProblem(err)
+		status, _, msg := accessProblem(err)
 		back := url.Values{"app": {f.Get("app")}, "tools": {f.Get("tools")}, "reason": {f.Get("reason")}, "error": {"The request was not made: " + msg}}
 		pg.showList(w, status, v, &back)
 		return
@@ -496,7 +496,7 @@ func (pg *approvalsPage) serveDecide(w http.ResponseWriter, r *http.Request, hos
 		_, err = svc.Decide(req.ID, v.p.User, v.p.Groups, decision == access.DecisionApprove, r.PostForm.Get("comment"))
 	}
 	if err != nil {
-		status, msg := accessProblem(err)
+		status, _, msg := accessProblem(err)
 		pg.showDetail(w, r, status, v, "Your decision was not recorded: "+msg)
 		return
 	}
@@ -512,24 +512,27 @@ func (pg *approvalsPage) serveLogout(w http.ResponseWriter, r *http.Request, hos
 	pg.message(w, http.StatusOK, nil, "Signed out", "You are signed out of the approval page.")
 }
 
-// accessProblem is the status and the words for an access error (the
-// statuses of writeAccessError).
-func accessProblem(err error) (int, string) {
-	msg := strings.TrimPrefix(err.Error(), "access: ")
+// accessProblem is the status, the admin API's error code and the words
+// for an access error (the mapping of access/types.go): writeAccessError
+// answers with them, the page shows the words.
+func accessProblem(err error) (status int, code, msg string) {
+	msg = strings.TrimPrefix(err.Error(), "access: ")
 	switch {
 	case errors.Is(err, access.ErrUnknownRequest):
-		return http.StatusNotFound, "no such approval request"
+		return http.StatusNotFound, "not_found", "no such approval request"
+	case errors.Is(err, access.ErrUnknownGrant):
+		return http.StatusNotFound, "not_found", "no such grant"
 	case errors.Is(err, access.ErrNotApprover), errors.Is(err, access.ErrSelfApproval):
-		return http.StatusForbidden, msg
+		return http.StatusForbidden, "forbidden", msg
 	case errors.Is(err, access.ErrAlreadyDecided), errors.Is(err, access.ErrNotPending):
-		return http.StatusConflict, msg
+		return http.StatusConflict, "conflict", msg
 	case errors.Is(err, access.ErrUnknownFlow), errors.Is(err, access.ErrNoApproval),
 		errors.Is(err, access.ErrMixedFlows), errors.Is(err, access.ErrBadRequest):
-		return http.StatusBadRequest, msg
+		return http.StatusBadRequest, "bad_request", msg
 	case errors.Is(err, access.ErrBusy):
-		return http.StatusServiceUnavailable, msg
+		return http.StatusServiceUnavailable, "unavailable", msg
 	}
-	return http.StatusInternalServerError, "the gateway could not read or change the approval state"
+	return http.StatusInternalServerError, "internal", "cannot read or change the approval state"
 }
 
 // checkPost reads a POST's form and refuses it (403, nothing changed)
