@@ -33,8 +33,7 @@ const FirstPartyClientID = "mcpgw-approvals"
 // FirstPartyClient is the gateway's own client of an AuthServer. It is
 // safe for concurrent use.
 type FirstPartyClient struct {
-	as        *AuthServer
-	redirects []string
+	as *AuthServer
 }
 
 // FirstPartyClient stores (replacing any earlier one) the built-in client
@@ -64,7 +63,7 @@ func (a *AuthServer) FirstPartyClient(redirectURIs []string) (*FirstPartyClient,
 	if err := a.putJSON(keyClient+FirstPartyClientID, &rec, 0); err != nil {
 		return nil, fmt.Errorf("identity: cannot store the gateway's own client: %w", err)
 	}
-	return &FirstPartyClient{as: a, redirects: rec.RedirectURIs}, nil
+	return &FirstPartyClient{as: a}, nil
 }
 
 // isFirstParty reports whether clientID is the built-in client, whose
