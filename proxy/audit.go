@@ -373,7 +373,6 @@ func releaseRecord(r *auditlog.Record) {
 	recordPool.Put(r)
 }
 
-// clientInfo is what initialize says of the client (self-reported).
 // clientInfo is what a client declared at initialize: its clientInfo and
 // whether it takes URL-mode elicitation (capabilities.elicitation.url).
 type clientInfo struct {
