@@ -99,11 +99,21 @@ type JWTVerifier struct {
 	disc  discovered[oidc.IDTokenVerifier]
 	cache *ristretto.Cache[uint64, *jwtEntry]
 
-	// hits and misses count Verify's cache lookups (CacheStats), on a
-	// cache line of their own: the fields above are read by every Verify.
-	_            [64]byte
-	hits, misses atomic.Uint64
+	// stats count Verify's cache lookups (CacheStats), sharded by token
+	// so that concurrent Verify calls seldom write the same cache line,
+	// and kept off the line of the fields above, which every Verify reads.
+	_     [64]byte
+	stats [jwtStatShards]jwtStats
 }
+
+// jwtStats is one shard of JWTVerifier's lookup counts, on a cache line of
+// its own.
+type jwtStats struct {
+	hits, misses atomic.Uint64
+	_            [48]byte
+}
+
+const jwtStatShards = 8 // a power of two
 
 // jwtEntry is a verified token in the cache. The cache is keyed by the
 // first 8 bytes of the token's SHA-256; the entry keeps all 32 and a hit
@@ -209,7 +219,7 @@ func (v *JWTVerifier) Verify(token []byte, audience string) (*Principal, error) 
 	key := binary.LittleEndian.Uint64(sum[:8])
 	now := v.now()
 	if e, ok := v.cache.Get(key); ok && e.sum == sum {
-		v.hits.Add(1)
+		v.stats[key&(jwtStatShards-1)].hits.Add(1)
 		switch {
 		case now.After(e.exp.Add(v.skew)):
 			return nil, errJWTExpired
@@ -218,7 +228,7 @@ func (v *JWTVerifier) Verify(token []byte, audience string) (*Principal, error) 
 		}
 		return e.principal, nil
 	}
-	v.misses.Add(1)
+	v.stats[key&(jwtStatShards-1)].misses.Add(1)
 	e, err := v.verify(token, now)
 	if err != nil {
 		return nil, err
@@ -239,7 +249,11 @@ func (v *JWTVerifier) Verify(token []byte, audience string) (*Principal, error) 
 // (hits) and how many did not (misses: a token's first use, and every
 // token that does not verify). Safe for concurrent use.
 func (v *JWTVerifier) CacheStats() (hits, misses uint64) {
-	return v.hits.Load(), v.misses.Load()
+	for i := range v.stats {
+		hits += v.stats[i].hits.Load()
+		misses += v.stats[i].misses.Load()
+	}
+	return hits, misses
 }
 
 // jwtClaims are the registered claims go-oidc's IDToken does not expose.
