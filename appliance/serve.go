@@ -89,12 +89,8 @@ func serve(ctx context.Context, cfg *Config, cfgPath string, log *slog.Logger, r
 	if err != nil {
 		return err
 	}
-	comp, err := compile(cfg)
+	comp, err := build(ctx, cfg, ids)
 	if err != nil {
-		return err
-	}
-	if err := ids.attach(ctx, comp); err != nil {
-		comp.close()
 		return err
 	}
 
@@ -345,15 +341,25 @@ func reload(ctx context.Context, path string, useTLS bool, ids *identityRuntime)
 		}
 		pair = &loadedPair{c, stamps}
 	}
-	comp, err := compile(cfg)
+	comp, err := build(ctx, cfg, ids)
 	if err != nil {
 		return nil, cfg, nil, err
 	}
+	return comp, cfg, pair, nil
+}
+
+// build compiles cfg and attaches the identity parts to it, as serve does
+// at start and on every reload.
+func build(ctx context.Context, cfg *Config, ids *identityRuntime) (*compiled, error) {
+	comp, err := compile(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if err := ids.attach(ctx, comp); err != nil {
 		comp.close()
-		return nil, cfg, nil, err
+		return nil, err
 	}
-	return comp, cfg, pair, nil
+	return comp, nil
 }
 
 // restartOnly names the settings that differ between the configuration
