@@ -44,7 +44,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		if rec.Level < 1 || rec.Level > len(rec.Levels) || !rec.Status.Valid() {
 			t.Fatalf("decoded level %d of %d, status %q", rec.Level, len(rec.Levels), rec.Status)
 		}
-		_ = rec.Levels[rec.Level-1].allows("x", []string{"y"})
+		_ = rec.Levels[rec.Level-1].Allows("x", []string{"y"})
 		again, err := decodeRequest(encodeRequest(rec.clone()))
 		if err != nil {
 			t.Fatalf("a decoded request does not decode again: %v", err)

@@ -292,7 +292,7 @@ func (s *Service) decide(id, approver string, approverGroups []string, approve, 
 			return nil, ErrSelfApproval
 		}
 		level := rec.Levels[rec.Level-1]
-		if !level.allows(approver, approverGroups) {
+		if !level.Allows(approver, approverGroups) {
 			return nil, ErrNotApprover
 		}
 		approvals := 0

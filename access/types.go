@@ -72,8 +72,8 @@ type Level struct {
 	Count  int      `json:"count"` // >= 1
 }
 
-// allows reports whether approver (in groups) is an approver of l.
-func (l Level) allows(approver string, groups []string) bool {
+// Allows reports whether approver (in groups) is an approver of l.
+func (l Level) Allows(approver string, groups []string) bool {
 	for _, u := range l.Users {
 		if u == approver {
 			return true

@@ -108,14 +108,13 @@ func (c approvalsCaller) maySee(req *access.Request) bool {
 	return slices.ContainsFunc(req.Decisions, func(d access.Decision) bool { return d.Approver == c.user })
 }
 
-// mayDecide reports whether c is an approver of req's current level (the
-// rule of access's Level, without its count; access has the last word).
+// mayDecide reports whether c is an approver of req's current level
+// (access.Level.Allows, without its count; access has the last word).
 func (c approvalsCaller) mayDecide(req *access.Request) bool {
 	if c.adminToken || req.User == c.user || req.Level < 1 || req.Level > len(req.Levels) {
 		return false
 	}
-	l := req.Levels[req.Level-1]
-	return slices.Contains(l.Users, c.user) || slices.ContainsFunc(l.Groups, func(g string) bool { return slices.Contains(c.groups, g) })
+	return req.Levels[req.Level-1].Allows(c.user, c.groups)
 }
 
 // approvalsAPI answers the approvals and grants endpoints.

@@ -287,7 +287,7 @@ func (v *viewer) maySee(req *access.Request) bool {
 		return true
 	}
 	for _, l := range req.Levels {
-		if slices.Contains(l.Users, v.p.User) || slices.ContainsFunc(l.Groups, func(g string) bool { return slices.Contains(v.p.Groups, g) }) {
+		if l.Allows(v.p.User, v.p.Groups) {
 			return true
 		}
 	}
