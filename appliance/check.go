@@ -36,12 +36,7 @@ func runCheck(args []string, env Env) int {
 	cfg := comp.cfg
 	printIdentity(env.Stdout, cfg)
 	printCompiled(env.Stdout, cfg, comp.policy)
-	raw, err := readBounded(cfg.Path, maxConfigSize)
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "%s: cannot read again: %v\n", cfg.Path, describeReadError(err))
-		return ExitConfig
-	}
-	pf := &preflight{cfg: cfg, raw: raw, now: time.Now(), offline: *offline, timeout: *timeout,
+	pf := &preflight{cfg: cfg, now: time.Now(), offline: *offline, timeout: *timeout,
 		client: &http.Client{Timeout: *timeout}}
 	fmt.Fprintln(env.Stdout, "preflight")
 	fails, warns := 0, 0

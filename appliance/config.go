@@ -31,6 +31,9 @@ type Config struct {
 
 	// Path is the file the config was loaded from (not a YAML key).
 	Path string `yaml:"-"`
+	// refs are the ${env:…} and ${file:…} references the load resolved,
+	// each once, in file order (for check; never their values).
+	refs []string
 }
 
 type ServerConfig struct {

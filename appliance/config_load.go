@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -145,6 +146,7 @@ func (l loader) parse(path string, data []byte) (*Config, error) {
 	if ok && d.budget >= 0 { // past the budget, validating would cost as much
 		d.check(cfg)
 	}
+	cfg.refs = d.refs
 	if len(d.errs) > 0 {
 		sort.SliceStable(d.errs, func(i, j int) bool {
 			a, b := d.errs[i], d.errs[j]
@@ -174,6 +176,7 @@ type decoder struct {
 	pos    map[string]keyPos // by dotted path; only keys with a non-null value
 	failed map[string]bool   // paths that already have an error
 	budget int               // nodes left to visit
+	refs   []string          // the references expanded, each once (Config.refs)
 }
 
 // parseYAML parses exactly one document. It returns nil and true for an
@@ -619,6 +622,9 @@ func (d *decoder) expand(n *yaml.Node, path string) (s string, expanded, ok bool
 		}
 		ref := in[i : i+end+1]
 		in = in[i+end+1:]
+		if !slices.Contains(d.refs, ref) {
+			d.refs = append(d.refs, ref)
+		}
 		v, msg := d.resolve(ref)
 		expanded = true
 		if msg != "" {

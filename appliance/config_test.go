@@ -180,8 +180,9 @@ func TestParseConfigValidFull(t *testing.T) {
 			Pyroscope: PyroscopeConfig{ApplicationName: "mcpgw"},
 		},
 		Path: "testdata/config/valid-full.yaml",
+		refs: []string{"${file:" + dir + "/alice.token}", "${file:" + dir + "/pingone.key}"},
 	}
-	if diff := cmp.Diff(want, cfg, secretComparer); diff != "" {
+	if diff := cmp.Diff(want, cfg, secretComparer, cmp.AllowUnexported(Config{})); diff != "" {
 		t.Errorf("config mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -228,7 +229,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		Observability: ObservabilityConfig{LogFormat: "json", LogLevel: "info", Pyroscope: PyroscopeConfig{ApplicationName: "mcpgw"}},
 		Path:          "testdata/config/minimal.yaml",
 	}
-	if diff := cmp.Diff(want, cfg, secretComparer); diff != "" {
+	if diff := cmp.Diff(want, cfg, secretComparer, cmp.AllowUnexported(Config{})); diff != "" {
 		t.Errorf("config mismatch (-want +got):\n%s", diff)
 	}
 }

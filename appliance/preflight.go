@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -53,7 +52,6 @@ const certExpiryWarning = 14 * 24 * time.Hour
 // network check.
 type preflight struct {
 	cfg     *Config
-	raw     []byte // the configuration file, for its references
 	now     time.Time
 	offline bool
 	timeout time.Duration
@@ -81,23 +79,10 @@ func (p *preflight) run(ctx context.Context) []checkLine {
 	return p.lines
 }
 
-// refPattern finds ${env:…} and ${file:…} references; a "$" before one
-// makes it literal ("$${").
-var refPattern = regexp.MustCompile(`\$?\$\{(env|file):[^}]*\}`)
-
 // secrets lists the references the file makes. The load resolved every
 // one (a missing or empty one fails it), so this says which they are.
 func (p *preflight) secrets() {
-	var refs []string
-	seen := map[string]bool{}
-	for _, m := range refPattern.FindAll(p.raw, -1) {
-		r := string(m)
-		if strings.HasPrefix(r, "$$") || seen[r] {
-			continue
-		}
-		seen[r] = true
-		refs = append(refs, r)
-	}
+	refs := p.cfg.refs
 	if len(refs) == 0 {
 		p.add(levelOK, "secrets", "no ${env:} or ${file:} references")
 		return
