@@ -90,11 +90,12 @@ func TestMetricsMoveUnderTraffic(t *testing.T) {
 	}
 
 	// Response records are enqueued: wait until the spool has them all
-	// (two scrapes agree) before comparing.
+	// (two scrapes agree) and the shipper has looked at them (its lag
+	// age is as of its last look, up to an interval ago) before comparing.
 	var last float64 = -1
 	after := gw.waitScrape(t, "the audit spool settled", func(m metrics) bool {
 		head := m.value("mcpgw_audit_head_seq")
-		settled := head == last && head-before.value("mcpgw_audit_head_seq") >= 9
+		settled := head == last && head-before.value("mcpgw_audit_head_seq") >= 9 && m.value("mcpgw_audit_ship_lag_seconds") > 0
 		last = head
 		return settled
 	})
