@@ -124,8 +124,8 @@ type proxyApprovals struct{ svc *access.Service }
 
 var _ proxy.Approvals = proxyApprovals{}
 
-func (a proxyApprovals) Check(user, app string, tool []byte, argsHash *[32]byte) (string, bool) {
-	return a.svc.Check(user, app, tool, argsHash)
+func (a proxyApprovals) Check(user, app string, tool []byte, argsHash [32]byte) (string, bool) {
+	return a.svc.Check(user, app, tool, &argsHash)
 }
 
 func (a proxyApprovals) Request(user string, _ []string, app, rule, tool string, argsHash *[32]byte) (string, error) {

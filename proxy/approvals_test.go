@@ -19,11 +19,11 @@ type fakeApprovals struct {
 	asked    []string             // user, groups, rule of each Request
 }
 
-func (f *fakeApprovals) Check(user, app string, tool []byte, h *[32]byte) (string, bool) {
+func (f *fakeApprovals) Check(user, app string, tool []byte, h [32]byte) (string, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	g, ok := f.grants[string(tool)]
-	if !ok || (g != nil && *g != *h) {
+	if !ok || (g != nil && *g != h) {
 		return "", false
 	}
 	return "g-" + string(tool), true

@@ -59,7 +59,7 @@ type Approvals interface {
 	// whole tool covers any arguments). It runs on every approval-only
 	// call: an in-memory lookup that does not allocate, and right on the
 	// very next call after a revocation or expiry.
-	Check(user, app string, tool []byte, argsHash *[32]byte) (grantID string, ok bool)
+	Check(user, app string, tool []byte, argsHash [32]byte) (grantID string, ok bool)
 	// Request returns the pending request for this call, creating it when
 	// none exists (one per user, app, tool and arguments hash, however many
 	// connections ask at once). rule is the approval rule that allows the
