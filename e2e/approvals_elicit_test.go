@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,11 +53,7 @@ applications:
           grant_ttl: 10m
           request_ttl: 1h
 `, listen, filepath.Join(dir, "data"), adminAddr, requesterToken, secopsToken, frontend, upstreamAddr)
-	cfgPath := filepath.Join(dir, "mcpgw.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	g.start("mcpgw", listen, nil, mcpgwBin, "serve", "--config", cfgPath)
+	g.startMcpgw(listen, cfg)
 	return frontend, "http://" + adminAddr
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -69,11 +68,7 @@ applications:
           grant_ttl: 4s
           request_ttl: 1h
 `, listen, filepath.Join(dir, "data"), admin, requesterToken, secopsToken, cabToken, adminUserToken, url, backend.URL)
-	cfgPath := filepath.Join(dir, "mcpgw.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	g.start("mcpgw", listen, nil, mcpgwBin, "serve", "--config", cfgPath)
+	g.startMcpgw(listen, cfg)
 	return &approvalStack{URL: url, admin: "http://" + admin, backend: backend}
 }
 
